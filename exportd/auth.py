@@ -1,0 +1,82 @@
+"""Bearer JWT verification: signature, expiry and audience; identity is sub, tenant and email."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Self
+
+import jwt
+
+from exportd.config import Settings
+from exportd.errors import Unauthorized
+
+REQUIRED_CLAIMS = ("exp", "aud", "sub", "tenant")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    sub: str
+    tenant: str
+    email: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Verifier:
+    key: str
+    algorithm: str
+    audience: str
+    issuer: str | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        key = (
+            settings.jwt_secret
+            if settings.jwt_algorithm.startswith("HS")
+            else (settings.jwt_public_key)
+        )
+        return cls(key, settings.jwt_algorithm, settings.jwt_audience, settings.jwt_issuer or None)
+
+    def verify(self, authorization: str | None) -> Identity:
+        """Parse an Authorization header into an Identity, or raise Unauthorized."""
+        if not authorization:
+            raise Unauthorized("missing Authorization: Bearer token")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Authorization must be 'Bearer <token>'")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token.strip(),
+                self.key,
+                algorithms=[self.algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": list(REQUIRED_CLAIMS)},
+                leeway=30,
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("token expired") from None
+        except jwt.InvalidAudienceError:
+            raise Unauthorized("token audience not accepted") from None
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized(f"invalid token: {exc}") from None
+        sub, tenant, email = claims.get("sub"), claims.get("tenant"), claims.get("email")
+        if not isinstance(sub, str) or not sub or not isinstance(tenant, str) or not tenant:
+            raise Unauthorized("token needs string 'sub' and 'tenant' claims")
+        return Identity(sub=sub, tenant=tenant, email=email if isinstance(email, str) else None)
+
+
+def issue_token(
+    secret: str, *, sub: str, tenant: str, email: str, audience: str, ttl_s: int
+) -> str:
+    """An HS256 token for the dev stack and tests (production tokens come from the gateway)."""
+    now = int(time.time())
+    claims = {
+        "sub": sub,
+        "tenant": tenant,
+        "email": email,
+        "aud": audience,
+        "iat": now,
+        "exp": now + ttl_s,
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")

@@ -1,0 +1,104 @@
+"""The `exportd` command: serve, migrate, dev. The only module that reads the environment."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import NoReturn
+
+import asyncpg
+from aiohttp import web
+
+from exportd import db
+from exportd.app import SHUTDOWN_GRACE, Role, create_app
+from exportd.catalog import Catalog
+from exportd.config import Settings
+from exportd.errors import ConfigError
+from exportd.logs import configure_logging
+from exportd.migrations import migrate, pending_migrations
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    print(f"exportd: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def load_settings(env: Mapping[str, str]) -> tuple[Settings, Catalog]:
+    try:
+        settings = Settings.from_env(env)
+        catalog = Catalog.load(settings.catalog_path)
+    except ConfigError as exc:
+        fail(exc.detail)
+    return settings, catalog
+
+
+async def check_migrated(dsn: str) -> None:
+    try:
+        conn = await db.connect(dsn)
+    except (OSError, asyncpg.PostgresError) as exc:
+        fail(f"cannot connect to EXPORTD_DATABASE_URL: {exc}", 1)
+    try:
+        missing = await pending_migrations(conn)
+    finally:
+        await conn.close()
+    if missing:
+        fail(
+            f"database is not migrated ({len(missing)} migration(s) pending, first "
+            f"{missing[0].name}); run `exportd migrate` first",
+            1,
+        )
+
+
+def serve(settings: Settings, catalog: Catalog, *, role: Role, host: str, port: int) -> None:
+    asyncio.run(check_migrated(settings.database_url))
+    app = create_app(settings, catalog, role=role)
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        print=None,
+        access_log=None,
+        # aiohttp waits this long for open requests (long-polls) before cleanup runs.
+        shutdown_timeout=min(settings.max_wait.total_seconds(), SHUTDOWN_GRACE.total_seconds()),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="exportd", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_serve = sub.add_parser("serve", help="run the API and/or the workers")
+    p_serve.add_argument("--role", choices=("all", "api", "worker"), default="all")
+    p_serve.add_argument("--host", help="listen address (default: EXPORTD_HOST)")
+    p_serve.add_argument("--port", type=int, help="listen port (default: EXPORTD_PORT)")
+    sub.add_parser("migrate", help="apply missing database migrations")
+    p_dev = sub.add_parser("dev", help="run everything locally on embedded servers")
+    p_dev.add_argument("--port", type=int, default=8080)
+    p_dev.add_argument("--data-dir", default=".exportd-dev")
+    args = parser.parse_args(argv)
+
+    if args.command == "dev":
+        from exportd.dev import run_dev  # dev/test-only dependencies live there
+
+        run_dev(os.environ, port=args.port, data_dir=args.data_dir)
+        return
+    if args.command == "migrate":
+        dsn = os.environ.get("EXPORTD_DATABASE_URL") or fail("EXPORTD_DATABASE_URL is required")
+        configure_logging("json", "info")
+        applied = asyncio.run(migrate(dsn))
+        print(
+            f"exportd: applied {len(applied)} migration(s): "
+            f"{', '.join(m.name for m in applied) or 'none needed'}"
+        )
+        return
+    settings, catalog = load_settings(os.environ)
+    configure_logging(settings.log_format, settings.log_level)
+    serve(
+        settings,
+        catalog,
+        role=args.role,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+    )

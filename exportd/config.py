@@ -1,0 +1,192 @@
+"""Settings: one typed, validated object built from EXPORTD_* environment variables."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from exportd.errors import ConfigError
+
+PREFIX = "EXPORTD_"
+MIB = 1024 * 1024
+S3_MIN_PART = 5 * MIB
+
+SmtpTls = Literal["none", "starttls", "tls"]
+LogFormat = Literal["json", "console"]
+JWT_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything exportd can be told; built once by `Settings.from_env(os.environ)`."""
+
+    database_url: str
+    source_database_url: str = ""
+    catalog_path: Path
+    host: str = "0.0.0.0"
+    port: int = 8080
+    # Auth: either a shared HS* secret or a PEM public key for RS*/ES*.
+    jwt_secret: str = field(default="", repr=False)
+    jwt_public_key: str = field(default="", repr=False)
+    jwt_algorithm: str = "HS256"
+    jwt_audience: str
+    jwt_issuer: str = ""
+    # S3
+    s3_bucket: str
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = field(default="", repr=False)
+    s3_prefix: str = "exports"
+    part_size: int = 8 * MIB
+    parts_in_flight: int = 2
+    # SMTP
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_tls: SmtpTls = "none"
+    mail_from: str = "exportd@localhost"
+    allow_recipient_override: bool = False
+    # Queue
+    workers: int = 4
+    lease: timedelta = timedelta(seconds=30)
+    sweep_interval: timedelta = timedelta(seconds=5)
+    max_attempts: int = 5
+    retry_base: timedelta = timedelta(seconds=2)
+    retry_max: timedelta = timedelta(minutes=5)
+    progress_interval: timedelta = timedelta(seconds=1)
+    # API
+    max_wait: timedelta = timedelta(seconds=60)
+    max_body_bytes: int = 64 * 1024
+    page_size_max: int = 100
+    # Files
+    retention: timedelta = timedelta(days=7)
+    link_ttl: timedelta = timedelta(days=1)
+    # Logs
+    log_format: LogFormat = "json"
+    log_level: str = "info"
+
+    @property
+    def source_url(self) -> str:
+        """The database exports read from (a replica, usually); the queue's by default."""
+        return self.source_database_url or self.database_url
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Self:
+        """Read EXPORTD_<FIELD> for each field; raise ConfigError naming the first bad variable."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = env_name(f.name)
+            raw = env.get(name)
+            if raw is None or raw == "":
+                if f.default is MISSING and f.default_factory is MISSING:
+                    raise ConfigError(f"{name} is required")
+                continue
+            values[f.name] = _parse(name, str(f.type), raw)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Cross-field checks; each names the variable to fix."""
+        _check(self.workers >= 1, "EXPORTD_WORKERS must be at least 1")
+        _check(self.max_attempts >= 1, "EXPORTD_MAX_ATTEMPTS must be at least 1")
+        _check(1 <= self.port <= 65535, "EXPORTD_PORT must be a TCP port")
+        _check(self.part_size >= S3_MIN_PART, f"EXPORTD_PART_SIZE must be at least {S3_MIN_PART}")
+        _check(self.parts_in_flight >= 1, "EXPORTD_PARTS_IN_FLIGHT must be at least 1")
+        _check(self.lease >= timedelta(seconds=2), "EXPORTD_LEASE_S must be at least 2")
+        _check(self.sweep_interval > timedelta(0), "EXPORTD_SWEEP_INTERVAL_S must be positive")
+        _check(
+            self.link_ttl <= timedelta(days=7), "EXPORTD_LINK_TTL_S must be at most 7 days (SigV4)"
+        )
+        _check(self.max_wait >= timedelta(0), "EXPORTD_MAX_WAIT_S must not be negative")
+        _check(self.jwt_algorithm in JWT_ALGORITHMS, "EXPORTD_JWT_ALGORITHM is not supported")
+        if self.jwt_algorithm.startswith("HS"):
+            _check(bool(self.jwt_secret), "EXPORTD_JWT_SECRET is required for HS* algorithms")
+        else:
+            _check(
+                "BEGIN PUBLIC KEY" in self.jwt_public_key,
+                "EXPORTD_JWT_PUBLIC_KEY must be a PEM public key for RS*/ES* algorithms",
+            )
+        _check("@" in self.mail_from, "EXPORTD_MAIL_FROM must be an email address")
+        _check(
+            self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"),
+            "EXPORTD_LOG_LEVEL must be debug, info, warning or error",
+        )
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _parse_seconds(raw: str) -> timedelta:
+    seconds = float(raw)
+    if seconds < 0:
+        raise ValueError("must not be negative")
+    return timedelta(seconds=seconds)
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return raw
+
+    return parse
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "str": str,
+    "int": int,
+    "bool": _parse_bool,
+    "timedelta": _parse_seconds,
+    "Path": Path,
+    "SmtpTls": _choice("none", "starttls", "tls"),
+    "LogFormat": _choice("json", "console"),
+}
+
+
+def _parse(name: str, type_name: str, raw: str) -> object:
+    try:
+        return _PARSERS[type_name](raw)
+    except ValueError as exc:
+        reason = re.sub(r"^invalid literal for int\(\).*", "expected an integer", str(exc))
+        raise ConfigError(f"{name}={raw!r} is invalid: {reason}") from None
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable that sets a Settings field."""
+    if field_name == "catalog_path":
+        return PREFIX + "CATALOG"
+    typ = {f.name: str(f.type) for f in fields(Settings)}[field_name]
+    return PREFIX + field_name.upper() + ("_S" if typ == "timedelta" else "")
+
+
+def as_env(settings: Settings) -> dict[str, str]:
+    """The EXPORTD_* variables that rebuild `settings` (how dev hands itself to a replica)."""
+    out: dict[str, str] = {}
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, timedelta):
+            text = f"{value.total_seconds():g}"
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        else:
+            text = str(value)
+        out[env_name(f.name)] = text
+    return out

@@ -1,0 +1,78 @@
+"""The dispatcher: wakes on NOTIFY or a jittered sweep and claims at most the pool's free slots."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from datetime import timedelta
+from typing import Final
+
+import asyncpg
+import structlog
+
+from exportd import db
+from exportd.listener import Listener
+from exportd.workers import WorkerPool
+
+log = structlog.get_logger(__name__)
+
+CLAIM_BACKOFF_MAX_S: Final = 10.0
+
+
+class Dispatcher:
+    """Claims jobs for this process's pool; the sweep, not NOTIFY, is what guarantees progress."""
+
+    def __init__(
+        self,
+        *,
+        pool: db.Pool,
+        workers: WorkerPool,
+        listener: Listener,
+        owner: str,
+        lease: timedelta,
+        sweep_interval: timedelta,
+    ) -> None:
+        self._pool = pool
+        self._workers = workers
+        self._owner = owner
+        self._lease = lease
+        self._sweep_s = sweep_interval.total_seconds()
+        self._wake = asyncio.Event()
+        listener.on_jobs(self.wake)
+        listener.on_connect(self.wake)
+        workers.on_free(self.wake)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Claim until cancelled."""
+        failures = 0
+        while True:
+            self._wake.clear()
+            try:
+                claimed = await self.claim()
+                failures = 0
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                failures += 1
+                delay = random.uniform(0, min(CLAIM_BACKOFF_MAX_S, 0.2 * 2**failures))
+                log.warning("dispatcher.claim_failed", error=str(exc), retry_in_s=round(delay, 2))
+                await asyncio.sleep(delay)
+                continue
+            if claimed:
+                log.debug("dispatcher.claimed", count=claimed)
+            # A finished job wakes us (on_free), so a full pool simply waits; jitter spreads
+            # replicas' sweeps so they do not all scan at once.
+            timeout = self._sweep_s * random.uniform(0.5, 1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def claim(self) -> int:
+        free = self._workers.free
+        if free <= 0:
+            return 0
+        jobs = await db.claim_jobs(self._pool, self._owner, free, self._lease)
+        for job in jobs:
+            self._workers.start(job)
+        return len(jobs)

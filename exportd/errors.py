@@ -1,0 +1,100 @@
+"""The error hierarchy: every error a client sees becomes problem+json with a stable code."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ExportdError(Exception):
+    """Root of exportd's errors; `status`, `code` and `title` render as RFC 9457 problem+json."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+
+
+class ConfigError(ExportdError):
+    code, title = "config_invalid", "Invalid configuration"
+
+
+class CatalogError(ConfigError):
+    code, title = "catalog_invalid", "Invalid export catalog"
+
+
+class Unauthorized(ExportdError):
+    status, code, title = 401, "unauthorized", "Missing or invalid credentials"
+
+
+class BadRequest(ExportdError):
+    status, code, title = 400, "bad_request", "Bad request"
+
+
+class MalformedJson(BadRequest):
+    code, title = "malformed_json", "Request body is not valid JSON"
+
+
+class InvalidRequest(ExportdError):
+    status, code, title = 422, "invalid_request", "Request is invalid"
+
+
+class UnknownExport(InvalidRequest):
+    code, title = "unknown_export", "No such export in the catalog"
+
+
+class UnknownFormat(InvalidRequest):
+    code, title = "unknown_format", "Unsupported format"
+
+
+class InvalidParams(InvalidRequest):
+    code, title = "invalid_params", "Export parameters are invalid"
+
+
+class InvalidCursor(BadRequest):
+    code, title = "invalid_cursor", "Invalid page cursor"
+
+
+class PayloadTooLarge(ExportdError):
+    status, code, title = 413, "payload_too_large", "Request body is too large"
+
+
+class UnsupportedMediaType(ExportdError):
+    status, code, title = 415, "unsupported_media_type", "Request body must be application/json"
+
+
+class ExportNotFound(ExportdError):
+    status, code, title = 404, "export_not_found", "Export not found"
+
+
+class NotFound(ExportdError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class MethodNotAllowed(ExportdError):
+    status, code, title = 405, "method_not_allowed", "Method not allowed"
+
+
+class ServiceUnavailable(ExportdError):
+    status, code, title = 503, "unavailable", "Service temporarily unavailable"
+
+
+class NotMigrated(ExportdError):
+    status, code, title = 503, "not_migrated", "Database schema is not migrated"
+
+
+class LeaseLost(Exception):
+    """A fenced write matched no row: another worker owns the job now, so this one must stop."""
+
+
+class JobFailure(Exception):
+    """A job failed; `retryable` says whether another attempt can succeed."""
+
+    def __init__(self, code: str, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retryable = retryable

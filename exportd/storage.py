@@ -1,0 +1,219 @@
+"""S3: streaming multipart uploads (bounded memory, abort on failure) and presigned downloads."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Final
+from urllib.parse import quote
+
+import aioboto3
+import structlog
+from aiobotocore.config import AioConfig
+
+from exportd.config import Settings
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
+
+log = structlog.get_logger(__name__)
+
+MAX_PARTS: Final = 10_000
+# Part size doubles every this many parts, so the 10,000-part limit never caps a file
+# (8 MiB base: the first 1,000 parts carry 8 GiB, the next 16 GiB, ...).
+PARTS_PER_SIZE_STEP: Final = 1_000
+
+
+@asynccontextmanager
+async def open_s3(settings: Settings) -> AsyncIterator[S3Client]:
+    """One S3 client per process; SigV4 because presigned GETs need it."""
+    session = aioboto3.Session()
+    config = AioConfig(
+        signature_version="s3v4",
+        s3={"addressing_style": "path"},
+        retries={"max_attempts": 3, "mode": "standard"},
+        connect_timeout=10,
+        read_timeout=60,
+        max_pool_connections=max(10, settings.workers * settings.parts_in_flight + 2),
+    )
+    async with session.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url or None,
+        region_name=settings.s3_region,
+        aws_access_key_id=settings.s3_access_key_id or None,
+        aws_secret_access_key=settings.s3_secret_access_key or None,
+        config=config,
+    ) as client:
+        yield client
+
+
+def content_disposition(file_name: str) -> str:
+    """`attachment` with an ASCII fallback and the exact UTF-8 name (RFC 6266)."""
+    fallback = file_name.encode("ascii", "replace").decode().replace("?", "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
+
+
+def part_size_for(part_number: int, base: int) -> int:
+    return base << ((part_number - 1) // PARTS_PER_SIZE_STEP)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    key: str
+    size: int
+    sha256: str
+    parts: int
+
+
+class Storage:
+    """The bucket exports go to."""
+
+    def __init__(self, *, client: S3Client, bucket: str, part_size: int, parts_in_flight: int):
+        self.client = client
+        self.bucket = bucket
+        self.part_size = part_size
+        self.parts_in_flight = parts_in_flight
+
+    def writer(self, key: str, *, content_type: str, file_name: str) -> ObjectWriter:
+        return ObjectWriter(self, key, content_type=content_type, file_name=file_name)
+
+    async def presign_get(self, key: str, ttl: timedelta) -> str:
+        return await self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": key},
+            ExpiresIn=max(1, int(ttl.total_seconds())),
+        )
+
+    async def delete(self, key: str) -> None:
+        await self.client.delete_object(Bucket=self.bucket, Key=key)
+
+
+class ObjectWriter:
+    """Streams bytes into one object: a single PUT if it stays under a part, else multipart.
+
+    At most `parts_in_flight` parts are buffered or uploading at once, so memory is bounded by
+    (parts_in_flight + 1) * part size whatever the object's size; `write` waits when full, which
+    slows the reader (backpressure).
+    """
+
+    def __init__(self, storage: Storage, key: str, *, content_type: str, file_name: str):
+        self._s3 = storage
+        self.key = key
+        self._content_type = content_type
+        self._disposition = content_disposition(file_name)
+        self._buffer = bytearray()
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._upload_id: str | None = None
+        self._parts: list[CompletedPartTypeDef] = []
+        self._next_part = 1
+        self._uploads: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(storage.parts_in_flight)
+        self._failure: BaseException | None = None
+
+    @property
+    def size(self) -> int:
+        return self._size + len(self._buffer)
+
+    async def write(self, data: bytes) -> None:
+        if self._failure is not None:
+            raise self._failure
+        self._buffer += data
+        limit = part_size_for(self._next_part, self._s3.part_size)
+        if len(self._buffer) >= limit:
+            await self._flush_part()
+
+    async def close(self) -> StoredObject:
+        """Upload what is left and complete the object."""
+        if self._upload_id is None:
+            body = bytes(self._buffer)
+            await asyncio.to_thread(self._hash.update, body)
+            await self._s3.client.put_object(
+                Bucket=self._s3.bucket,
+                Key=self.key,
+                Body=body,
+                ContentType=self._content_type,
+                ContentDisposition=self._disposition,
+            )
+            self._size = len(body)
+            self._buffer.clear()
+            return StoredObject(self.key, self._size, self._hash.hexdigest(), parts=1)
+        if self._buffer:
+            await self._flush_part()
+        await self._drain()
+        parts = sorted(self._parts, key=lambda p: p["PartNumber"])
+        await self._s3.client.complete_multipart_upload(
+            Bucket=self._s3.bucket,
+            Key=self.key,
+            UploadId=self._upload_id,
+            MultipartUpload={"Parts": parts},
+        )
+        return StoredObject(self.key, self._size, self._hash.hexdigest(), parts=len(parts))
+
+    async def abort(self) -> None:
+        """Stop uploading and remove every part; safe to call more than once."""
+        for task in self._uploads:
+            task.cancel()
+        await asyncio.gather(*self._uploads, return_exceptions=True)
+        self._uploads.clear()
+        self._buffer.clear()
+        if self._upload_id is not None:
+            upload_id, self._upload_id = self._upload_id, None
+            await self._s3.client.abort_multipart_upload(
+                Bucket=self._s3.bucket, Key=self.key, UploadId=upload_id
+            )
+            log.info("upload.aborted", key=self.key)
+
+    async def _flush_part(self) -> None:
+        if self._upload_id is None:
+            created = await self._s3.client.create_multipart_upload(
+                Bucket=self._s3.bucket,
+                Key=self.key,
+                ContentType=self._content_type,
+                ContentDisposition=self._disposition,
+            )
+            self._upload_id = created["UploadId"]
+        part_number = self._next_part
+        if part_number > MAX_PARTS:
+            raise RuntimeError("object exceeds the S3 part limit")
+        self._next_part += 1
+        body = bytes(self._buffer)
+        self._buffer.clear()
+        # Hash in part order (off the loop: sha256 releases the GIL on large buffers).
+        await asyncio.to_thread(self._hash.update, body)
+        self._size += len(body)
+        await self._slots.acquire()
+        if self._failure is not None:
+            self._slots.release()
+            raise self._failure
+        task = asyncio.create_task(
+            self._upload_part(part_number, body), name=f"upload-part-{part_number}"
+        )
+        self._uploads.add(task)
+        task.add_done_callback(self._uploads.discard)
+
+    async def _upload_part(self, part_number: int, body: bytes) -> None:
+        assert self._upload_id is not None
+        try:
+            answer = await self._s3.client.upload_part(
+                Bucket=self._s3.bucket,
+                Key=self.key,
+                UploadId=self._upload_id,
+                PartNumber=part_number,
+                Body=body,
+            )
+            self._parts.append({"PartNumber": part_number, "ETag": answer["ETag"]})
+        except Exception as exc:
+            self._failure = exc
+        finally:
+            self._slots.release()
+
+    async def _drain(self) -> None:
+        await asyncio.gather(*self._uploads)
+        if self._failure is not None:
+            raise self._failure

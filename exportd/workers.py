@@ -1,0 +1,144 @@
+"""The bounded worker pool: runs claimed jobs with heartbeats, then retries or fails them."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import structlog
+
+from exportd import db
+from exportd.errors import JobFailure, LeaseLost
+from exportd.handlers import HANDLERS, Services, classify
+
+log = structlog.get_logger(__name__)
+
+
+def backoff(attempt: int, base: timedelta, cap: timedelta) -> timedelta:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""
+    ceiling = min(cap.total_seconds(), base.total_seconds() * 2 ** max(attempt - 1, 0))
+    return timedelta(seconds=random.uniform(0, ceiling))
+
+
+class WorkerPool:
+    """At most `size` jobs at once; the dispatcher never claims more than `free`."""
+
+    def __init__(self, *, services: Services) -> None:
+        self._svc = services
+        self._size = services.settings.workers
+        self._on_free: list[Callable[[], None]] = []
+        self._running: dict[asyncio.Task[None], db.JobRow] = {}
+        self._releasing = False
+
+    @property
+    def free(self) -> int:
+        return self._size - len(self._running)
+
+    def on_free(self, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever a slot frees up."""
+        self._on_free.append(callback)
+
+    def start(self, job: db.JobRow) -> None:
+        task = asyncio.create_task(self._run(job), name=f"job-{job.id}-{job.kind}")
+        self._running[task] = job
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.pop(task, None)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("job.crashed", exc_info=exc)
+        for callback in self._on_free:
+            callback()
+
+    async def stop(self, grace: timedelta) -> None:
+        """Let running jobs finish within `grace`, then hand the rest back to the queue."""
+        tasks = list(self._running)
+        if not tasks:
+            return
+        log.info("workers.draining", running=len(tasks), grace_s=grace.total_seconds())
+        _, pending = await asyncio.wait(tasks, timeout=grace.total_seconds())
+        self._releasing = True
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _run(self, job: db.JobRow) -> None:
+        bound = log.bind(
+            job_id=job.id,
+            kind=job.kind,
+            export_id=str(job.export_id),
+            tenant=job.tenant,
+            attempt=job.attempts,
+        )
+        svc = self._svc
+        if job.attempts > job.max_attempts:
+            # Only a claim that outlived its lease (the replica died) gets here.
+            await db.fail_job(
+                svc.pool, job, "attempts_exhausted", f"gave up after {job.max_attempts} attempts"
+            )
+            bound.warning("job.exhausted")
+            return
+        bound.info("job.started")
+        work = asyncio.create_task(HANDLERS[job.kind](job, svc, bound), name=f"work-{job.id}")
+        lost = asyncio.Event()
+        beat = asyncio.create_task(self._heartbeat(job, work, lost), name=f"heartbeat-{job.id}")
+        try:
+            await work
+        except asyncio.CancelledError:
+            if lost.is_set():
+                bound.warning("job.lease_lost")
+            elif self._releasing:
+                await db.release_job(svc.pool, job)
+                bound.info("job.released")
+            else:
+                raise
+        except LeaseLost:
+            bound.warning("job.lease_lost")
+        except Exception as exc:
+            await self._failed(job, classify(exc), bound)
+        else:
+            bound.info("job.finished")
+        finally:
+            beat.cancel()
+            if not work.done():
+                work.cancel()
+
+    async def _failed(
+        self, job: db.JobRow, failure: JobFailure, bound: structlog.typing.FilteringBoundLogger
+    ) -> None:
+        settings = self._svc.settings
+        if failure.retryable and job.attempts < job.max_attempts:
+            delay = backoff(job.attempts, settings.retry_base, settings.retry_max)
+            await db.retry_job(self._svc.pool, job, delay, failure.code, failure.message)
+            bound.warning(
+                "job.retrying",
+                code=failure.code,
+                error=failure.message,
+                delay_s=round(delay.total_seconds(), 3),
+            )
+        else:
+            await db.fail_job(self._svc.pool, job, failure.code, failure.message)
+            bound.error("job.failed", code=failure.code, error=failure.message)
+
+    async def _heartbeat(
+        self, job: db.JobRow, work: asyncio.Task[None], lost: asyncio.Event
+    ) -> None:
+        """Extend the lease every third of it; stop the work once the lease is gone or stale."""
+        lease = self._svc.settings.lease
+        last_ok = time.monotonic()
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            try:
+                alive = await db.heartbeat(self._svc.pool, job, lease)
+                if alive:
+                    last_ok = time.monotonic()
+            except Exception as exc:  # the database is away: keep trying until the lease ends
+                log.warning("job.heartbeat_failed", job_id=job.id, error=str(exc))
+                alive = time.monotonic() - last_ok < lease.total_seconds()
+            if not alive:
+                lost.set()
+                work.cancel()
+                return
