@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -39,10 +40,13 @@ class EmbeddedPostgres:
 
     @classmethod
     def start(cls, data_dir: Path) -> Self:
-        from pgserver.postgres_server import get_server  # a dev/test dependency only
+        with warnings.catch_warnings():
+            # pgserver asks platformdirs for a runtime dir; the /tmp fallback is fine here.
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+            from pgserver.postgres_server import get_server  # a dev/test dependency only
 
-        data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(data_dir, get_server(data_dir, cleanup_mode="stop"))
+            data_dir.mkdir(parents=True, exist_ok=True)
+            return cls(data_dir, get_server(data_dir, cleanup_mode="stop"))
 
     @property
     def uri(self) -> str:
