@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -24,13 +25,16 @@ from exportd.dispatcher import Dispatcher
 from exportd.errors import (
     BadRequest,
     ExportdError,
+    ExportFinished,
     ExportNotFound,
+    IdempotencyKeyReused,
     MalformedJson,
     MethodNotAllowed,
     NotFound,
     NotMigrated,
     PayloadTooLarge,
     ServiceUnavailable,
+    TooManyQueued,
     UnsupportedMediaType,
 )
 from exportd.handlers import Services
@@ -47,6 +51,8 @@ log = structlog.get_logger(__name__)
 Role = Literal["all", "api", "worker"]
 PROBLEM_JSON: Final = "application/problem+json"
 DEFAULT_PAGE: Final = 20
+MAX_IDEMPOTENCY_KEY: Final = 255
+QUEUED_RETRY_AFTER_S: Final = 30
 SHUTDOWN_GRACE: Final = timedelta(seconds=25)
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -115,7 +121,7 @@ async def run_workers(app: web.Application) -> AsyncIterator[None]:
         mailer=Mailer(settings),
         catalog=app[CATALOG],
     )
-    workers = WorkerPool(services=services)
+    workers = WorkerPool(services=services, listener=app[LISTENER])
     dispatcher = Dispatcher(
         pool=app[POOL],
         workers=workers,
@@ -123,6 +129,7 @@ async def run_workers(app: web.Application) -> AsyncIterator[None]:
         owner=owner,
         lease=settings.lease,
         sweep_interval=settings.sweep_interval,
+        tenant_cap=settings.tenant_max_running,
     )
     log.info("workers.started", owner=owner, workers=settings.workers)
     try:
@@ -187,6 +194,8 @@ def problem(error: ExportdError, request: web.Request) -> web.Response:
         response.headers["WWW-Authenticate"] = 'Bearer realm="exportd"'
     if error.status == 503:
         response.headers["Retry-After"] = "2"
+    if "retry_after" in error.extra:
+        response.headers["Retry-After"] = str(error.extra["retry_after"])
     return response
 
 
@@ -252,21 +261,68 @@ async def render(request: web.Request, export: db.ExportRow) -> dict[str, Any]:
     return export_json(export, download_url=url)
 
 
+def idempotency_key(request: web.Request, ident: Identity, body: Any) -> db.IdempotencyKey | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii():
+        raise BadRequest(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII chars")
+    # The same key from another user, or with another body, is a different request.
+    canonical = json.dumps({"sub": ident.sub, "body": body}, sort_keys=True, separators=(",", ":"))
+    return db.IdempotencyKey(
+        key=key,
+        request_hash=hashlib.sha256(canonical.encode()).hexdigest(),
+        ttl=request.app[SETTINGS].idempotency_ttl,
+    )
+
+
 @routes.post("/v1/exports")
 async def create_export(request: web.Request) -> web.Response:
     ident = identity(request)
     body = await read_json(request)
-    settings = request.app[SETTINGS]
+    settings, pool = request.app[SETTINGS], request.app[POOL]
     new = parse_create(
         body, ident, request.app[CATALOG], allow_recipient=settings.allow_recipient_override
     )
-    export = await db.create_export(request.app[POOL], new, max_attempts=settings.max_attempts)
-    log.info("export.created", export_id=str(export.id), export=export.export_name)
-    return web.json_response(
-        await render(request, export),
-        status=202,
-        headers={"Location": f"/v1/exports/{export.id}", "ETag": etag(export)},
-    )
+    idempotency = idempotency_key(request, ident, body)
+    if await db.count_queued(pool, ident.tenant) >= settings.tenant_max_queued:
+        raise TooManyQueued(
+            f"tenant has {settings.tenant_max_queued} or more queued exports; retry later",
+            retry_after=QUEUED_RETRY_AFTER_S,
+        )
+    try:
+        export, replayed = await db.create_export(
+            pool, new, max_attempts=settings.max_attempts, idempotency=idempotency
+        )
+    except db.IdempotencyConflict:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was already used with a different request body"
+        ) from None
+    if replayed:
+        log.info("export.replayed", export_id=str(export.id))
+    else:
+        log.info("export.created", export_id=str(export.id), export=export.export_name)
+    headers = {"Location": f"/v1/exports/{export.id}", "ETag": etag(export)}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return web.json_response(await render(request, export), status=202, headers=headers)
+
+
+@routes.post("/v1/exports/{export_id}/cancel")
+async def cancel_export(request: web.Request) -> web.Response:
+    ident = identity(request)
+    export_id = parse_export_id(request)
+    pool = request.app[POOL]
+    export = await db.cancel_export(pool, export_id, ident.tenant, ident.sub)
+    if export is None:
+        export = await db.get_export(pool, export_id, ident.tenant, ident.sub)
+        if export is None:
+            raise ExportNotFound()
+        if export.status != "canceled":  # canceling twice is fine; anything else finished
+            raise ExportFinished(f"export is {export.status}; only queued or running ones cancel")
+    else:
+        log.info("export.canceled", export_id=str(export.id))
+    return web.json_response(await render(request, export), headers={"ETag": etag(export)})
 
 
 def parse_wait(request: web.Request) -> tuple[float, bool]:

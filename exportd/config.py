@@ -60,6 +60,10 @@ class Settings:
     retry_base: timedelta = timedelta(seconds=2)
     retry_max: timedelta = timedelta(minutes=5)
     progress_interval: timedelta = timedelta(seconds=1)
+    # Fairness: running builds per tenant (fleet-wide), and queued exports before 429.
+    tenant_max_running: int = 2
+    tenant_max_queued: int = 500
+    idempotency_ttl: timedelta = timedelta(hours=24)
     # API
     max_wait: timedelta = timedelta(seconds=60)
     max_body_bytes: int = 64 * 1024
@@ -96,6 +100,8 @@ class Settings:
         """Cross-field checks; each names the variable to fix."""
         _check(self.workers >= 1, "EXPORTD_WORKERS must be at least 1")
         _check(self.max_attempts >= 1, "EXPORTD_MAX_ATTEMPTS must be at least 1")
+        _check(self.tenant_max_running >= 1, "EXPORTD_TENANT_MAX_RUNNING must be at least 1")
+        _check(self.tenant_max_queued >= 1, "EXPORTD_TENANT_MAX_QUEUED must be at least 1")
         _check(1 <= self.port <= 65535, "EXPORTD_PORT must be a TCP port")
         _check(self.part_size >= S3_MIN_PART, f"EXPORTD_PART_SIZE must be at least {S3_MIN_PART}")
         _check(self.parts_in_flight >= 1, "EXPORTD_PARTS_IN_FLIGHT must be at least 1")

@@ -224,9 +224,77 @@ INSERT_JOB: Final = """
 INSERT INTO jobs (kind, export_id, tenant, max_attempts) VALUES ($1, $2, $3, $4)"""
 
 
-async def create_export(pool: Pool, new: NewExport, *, max_attempts: int) -> ExportRow:
-    """Insert the export and its build job in one transaction."""
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    key: str
+    request_hash: str
+    ttl: timedelta
+
+
+class IdempotencyConflict(Exception):
+    """The key was used before, for a different request."""
+
+
+# An expired key is free again.
+EXPIRE_IDEMPOTENCY_KEY: Final = """
+DELETE FROM idempotency_keys WHERE tenant = $1 AND key = $2 AND expires_at <= now()"""
+
+# Taking the key first serializes concurrent retries: a second insert waits for the first
+# transaction, then finds the key taken.
+TAKE_IDEMPOTENCY_KEY: Final = """
+INSERT INTO idempotency_keys (tenant, key, request_hash, export_id, expires_at)
+VALUES ($1, $2, $3, $4, now() + $5::interval)
+ON CONFLICT (tenant, key) DO NOTHING
+RETURNING export_id"""
+
+FIND_IDEMPOTENCY_KEY: Final = """
+SELECT request_hash, export_id FROM idempotency_keys WHERE tenant = $1 AND key = $2"""
+
+# Housekeeping, a batch at a time.
+PURGE_IDEMPOTENCY_KEYS: Final = """
+DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(
+    SELECT ctid FROM idempotency_keys WHERE expires_at <= now() LIMIT 1000))"""
+
+
+async def purge_idempotency_keys(conn: Executor) -> None:
+    await conn.execute(PURGE_IDEMPOTENCY_KEYS)
+
+
+COUNT_QUEUED: Final = "SELECT count(*) FROM exports WHERE tenant = $1 AND status = 'queued'"
+
+
+async def count_queued(conn: Executor, tenant: str) -> int:
+    count: int = await conn.fetchval(COUNT_QUEUED, tenant)
+    return count
+
+
+async def create_export(
+    pool: Pool, new: NewExport, *, max_attempts: int, idempotency: IdempotencyKey | None = None
+) -> tuple[ExportRow, bool]:
+    """Insert the export and its build job in one transaction; (export, replayed).
+
+    With an idempotency key already taken by the same request, return that export instead;
+    taken by another request, raise IdempotencyConflict.
+    """
     async with pool.acquire() as conn, conn.transaction():
+        if idempotency is not None:
+            await conn.execute(EXPIRE_IDEMPOTENCY_KEY, new.tenant, idempotency.key)
+            taken = await conn.fetchval(
+                TAKE_IDEMPOTENCY_KEY,
+                new.tenant,
+                idempotency.key,
+                idempotency.request_hash,
+                new.id,
+                idempotency.ttl,
+            )
+            if taken is None:
+                found = await conn.fetchrow(FIND_IDEMPOTENCY_KEY, new.tenant, idempotency.key)
+                assert found is not None  # taken and not expired: it is there
+                if found["request_hash"] != idempotency.request_hash:
+                    raise IdempotencyConflict
+                existing = await conn.fetchrow(GET_EXPORT_BY_ID, found["export_id"])
+                assert existing is not None  # the key cascades away with its export
+                return ExportRow.from_record(existing), True
         record = await conn.fetchrow(
             INSERT_EXPORT,
             new.id,
@@ -241,7 +309,7 @@ async def create_export(pool: Pool, new: NewExport, *, max_attempts: int) -> Exp
         )
         await conn.execute(INSERT_JOB, "build", new.id, new.tenant, max_attempts)
     assert record is not None
-    return ExportRow.from_record(record)
+    return ExportRow.from_record(record), False
 
 
 # Owner-scoped: another caller's export reads exactly like a missing one.
@@ -260,6 +328,29 @@ GET_EXPORT_BY_ID: Final = "SELECT * FROM exports WHERE id = $1"
 
 async def get_export_by_id(conn: Executor, export_id: uuid.UUID) -> ExportRow | None:
     record = await conn.fetchrow(GET_EXPORT_BY_ID, export_id)
+    return ExportRow.from_record(record) if record else None
+
+
+# Cancel drops the build job first: every writer locks the job row before the export row,
+# so cancel and completion cannot deadlock. A running worker finds its job gone and stops.
+CANCEL_BUILD_JOB: Final = """
+DELETE FROM jobs
+WHERE export_id = $1 AND kind = 'build'
+  AND EXISTS (SELECT 1 FROM exports WHERE id = $1 AND tenant = $2 AND owner_sub = $3)"""
+
+CANCEL_EXPORT: Final = """
+UPDATE exports SET status = 'canceled', finished_at = now(), version = version + 1
+WHERE id = $1 AND tenant = $2 AND owner_sub = $3 AND status IN ('queued', 'running')
+RETURNING *"""
+
+
+async def cancel_export(
+    pool: Pool, export_id: uuid.UUID, tenant: str, sub: str
+) -> ExportRow | None:
+    """Cancel a queued or running export; None when it is not (or no longer) cancelable."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(CANCEL_BUILD_JOB, export_id, tenant, sub)
+        record = await conn.fetchrow(CANCEL_EXPORT, export_id, tenant, sub)
     return ExportRow.from_record(record) if record else None
 
 
@@ -290,20 +381,36 @@ async def list_exports(
 # --- jobs: claim, heartbeat, fenced writes --------------------------------------------
 
 CLAIM_JOBS: Final = """
--- next: claimable rows (due, or lease expired) that no other replica holds; $2 = free slots
-WITH next AS (
+-- running: builds per tenant under a live lease (few rows: at most the fleet's workers)
+WITH running AS (
+    SELECT tenant, count(*) AS n FROM jobs
+    WHERE lease_token IS NOT NULL AND kind = 'build' AND ready_at > now()
+    GROUP BY tenant
+),
+-- next: claimable rows (due, or lease expired) in FIFO order that no other replica holds,
+-- skipping builds of tenants already at their cap ($4); $2 = free worker slots
+next AS (
     SELECT id FROM jobs
     WHERE ready_at <= now()
-    ORDER BY priority DESC, ready_at, id
+      AND (kind <> 'build' OR tenant NOT IN (SELECT tenant FROM running WHERE n >= $4))
+    ORDER BY ready_at, id
     LIMIT $2
     FOR UPDATE SKIP LOCKED
+),
+-- ranked: within one batch too, a tenant gets no more builds than its cap leaves room for
+ranked AS (
+    SELECT jobs.id, jobs.kind, coalesce(running.n, 0) AS n,
+           row_number() OVER (PARTITION BY jobs.tenant, jobs.kind ORDER BY jobs.ready_at, jobs.id)
+               AS rn
+    FROM jobs JOIN next ON next.id = jobs.id LEFT JOIN running ON running.tenant = jobs.tenant
 ),
 -- claimed: a fresh lease token fences every later write; the attempt counts now, so a
 -- job whose replica dies mid-run still runs out of attempts
 claimed AS (
     UPDATE jobs SET lease_owner = $1, lease_token = gen_random_uuid(),
                     ready_at = now() + $3::interval, attempts = jobs.attempts + 1
-    FROM next WHERE jobs.id = next.id
+    FROM ranked
+    WHERE jobs.id = ranked.id AND (ranked.kind <> 'build' OR ranked.n + ranked.rn <= $4)
     RETURNING jobs.*
 ),
 -- started: a build's export shows running and its attempt count
@@ -318,8 +425,11 @@ started AS (
 SELECT * FROM claimed"""
 
 
-async def claim_jobs(conn: Executor, owner: str, free: int, lease: timedelta) -> list[JobRow]:
-    return [JobRow.from_record(r) for r in await conn.fetch(CLAIM_JOBS, owner, free, lease)]
+async def claim_jobs(
+    conn: Executor, owner: str, free: int, lease: timedelta, *, tenant_cap: int
+) -> list[JobRow]:
+    records = await conn.fetch(CLAIM_JOBS, owner, free, lease, tenant_cap)
+    return [JobRow.from_record(r) for r in records]
 
 
 # Extends the lease; zero rows means another replica owns the job now.
@@ -340,6 +450,15 @@ WHERE jobs.id = $1 AND jobs.lease_token = $2 AND exports.id = jobs.export_id
 
 async def update_progress(conn: Executor, job: JobRow, rows: int, size: int) -> bool:
     return await conn.execute(UPDATE_PROGRESS, job.id, job.lease_token, rows, size) == "UPDATE 1"
+
+
+# Cheap fence check (no write): is this claim still the job's owner?
+LEASE_HELD: Final = "SELECT EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND lease_token = $2)"
+
+
+async def lease_held(conn: Executor, job: JobRow) -> bool:
+    held: bool = await conn.fetchval(LEASE_HELD, job.id, job.lease_token)
+    return held
 
 
 # Fenced delete: the claim that holds the token, and only it, finishes the job.

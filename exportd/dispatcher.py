@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from datetime import timedelta
 from typing import Final
@@ -32,7 +31,9 @@ class Dispatcher:
         owner: str,
         lease: timedelta,
         sweep_interval: timedelta,
+        tenant_cap: int,
     ) -> None:
+        self._tenant_cap = tenant_cap
         self._pool = pool
         self._workers = workers
         self._owner = owner
@@ -62,17 +63,30 @@ class Dispatcher:
                 continue
             if claimed:
                 log.debug("dispatcher.claimed", count=claimed)
+                if self._workers.free > 0:
+                    continue  # a batch trimmed by a tenant cap: other tenants may be waiting
             # A finished job wakes us (on_free), so a full pool simply waits; jitter spreads
             # replicas' sweeps so they do not all scan at once.
             timeout = self._sweep_s * random.uniform(0.5, 1.0)
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                await self._housekeeping()
+
+    async def _housekeeping(self) -> None:
+        """Quiet-time chores of the sweep: drop expired idempotency keys."""
+        try:
+            await db.purge_idempotency_keys(self._pool)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("dispatcher.housekeeping_failed", error=str(exc))
 
     async def claim(self) -> int:
         free = self._workers.free
         if free <= 0:
             return 0
-        jobs = await db.claim_jobs(self._pool, self._owner, free, self._lease)
+        jobs = await db.claim_jobs(
+            self._pool, self._owner, free, self._lease, tenant_cap=self._tenant_cap
+        )
         for job in jobs:
             self._workers.start(job)
         return len(jobs)

@@ -78,6 +78,18 @@ class MethodNotAllowed(ExportdError):
     status, code, title = 405, "method_not_allowed", "Method not allowed"
 
 
+class ExportFinished(ExportdError):
+    status, code, title = 409, "export_finished", "Export already finished"
+
+
+class IdempotencyKeyReused(InvalidRequest):
+    code, title = "idempotency_key_reused", "Idempotency-Key was used for a different request"
+
+
+class TooManyQueued(ExportdError):
+    status, code, title = 429, "too_many_queued", "Too many queued exports"
+
+
 class ServiceUnavailable(ExportdError):
     status, code, title = 503, "unavailable", "Service temporarily unavailable"
 

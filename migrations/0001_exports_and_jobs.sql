@@ -34,13 +34,29 @@ CREATE TABLE exports (
 -- The caller's list, newest first, keyset-paged on (created_at, id).
 CREATE INDEX exports_owner_created_idx ON exports (tenant, owner_sub, created_at DESC, id DESC);
 
+-- The per-tenant queued cap counts these on every create.
+CREATE INDEX exports_tenant_queued_idx ON exports (tenant) WHERE status = 'queued';
+
+-- Idempotency-Key: per tenant, kept until expires_at; the export it made answers replays.
+CREATE TABLE idempotency_keys (
+    tenant        text NOT NULL,
+    key           text NOT NULL,
+    request_hash  text NOT NULL,
+    -- deferred: the key is taken first (it serializes concurrent retries), the export after
+    export_id     uuid NOT NULL REFERENCES exports (id) ON DELETE CASCADE
+                  DEFERRABLE INITIALLY DEFERRED,
+    expires_at    timestamptz NOT NULL,
+    PRIMARY KEY (tenant, key)
+);
+
+CREATE INDEX idempotency_keys_expires_idx ON idempotency_keys (expires_at);
+
 -- jobs: the work queue. A finished job is deleted, so this table stays small.
 CREATE TABLE jobs (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     kind             text NOT NULL CHECK (kind IN ('build', 'notify')),
     export_id        uuid NOT NULL REFERENCES exports (id) ON DELETE CASCADE,
     tenant           text NOT NULL,
-    priority         smallint NOT NULL DEFAULT 0,
     -- when the job may next be claimed: its due time while queued, its lease
     -- expiry while running, so one indexed column answers "claimable now?"
     ready_at         timestamptz NOT NULL DEFAULT now(),
@@ -53,7 +69,11 @@ CREATE TABLE jobs (
     UNIQUE (export_id, kind)
 );
 
-CREATE INDEX jobs_claim_idx ON jobs (priority DESC, ready_at, id);
+-- The claim walks this in order and stops after $free rows.
+CREATE INDEX jobs_claim_idx ON jobs (ready_at, id);
+
+-- Running builds per tenant (the fairness cap) come from the few leased rows only.
+CREATE INDEX jobs_leased_idx ON jobs (tenant) WHERE lease_token IS NOT NULL AND kind = 'build';
 
 -- A queue table churns: vacuum it early and often so dead tuples never pile up.
 ALTER TABLE jobs SET (
