@@ -216,7 +216,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400:
             raise
         error_type = _HTTP_ERRORS.get(exc.status, BadRequest)
-        return problem(error_type(exc.reason), request)
+        response = problem(error_type(exc.reason), request)
+        if "Allow" in exc.headers:  # a 405 must say what is allowed (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except (
         OSError,
         TimeoutError,
@@ -246,9 +249,31 @@ async def read_json(request: web.Request) -> Any:
         raise UnsupportedMediaType(f"Content-Type must be application/json, not {ctype!r}")
     raw = await request.read()
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise MalformedJson(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedJson("body is nested too deeply") from None
+    check_text(body)
+    return body
+
+
+def check_text(value: Any) -> None:
+    """Reject strings PostgreSQL cannot store: NUL characters and unpaired surrogates."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise MalformedJson("strings must not contain NUL (\\u0000)")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise MalformedJson("strings must be valid Unicode (no lone surrogates)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key)
+            check_text(item)
+    elif isinstance(value, list):
+        for item in value:
+            check_text(item)
 
 
 async def render(request: web.Request, export: db.ExportRow) -> dict[str, Any]:

@@ -116,9 +116,11 @@ class Catalog:
     @classmethod
     def load(cls, path: Path) -> Self:
         try:
-            data = tomllib.loads(path.read_text())
+            data = tomllib.loads(path.read_bytes().decode("utf-8"))
         except OSError as exc:
             raise CatalogError(f"catalog {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise CatalogError(f"catalog {path}: not UTF-8 text") from None
         except tomllib.TOMLDecodeError as exc:
             raise CatalogError(f"catalog {path}: {exc}") from None
         return cls.from_dict(data, source=str(path))

@@ -87,7 +87,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "migrate":
         dsn = os.environ.get("EXPORTD_DATABASE_URL") or fail("EXPORTD_DATABASE_URL is required")
         configure_logging("json", "info")
-        applied = asyncio.run(migrate(dsn))
+        try:
+            applied = asyncio.run(migrate(dsn))
+        except (OSError, asyncpg.PostgresError) as exc:
+            fail(f"cannot migrate EXPORTD_DATABASE_URL: {exc}", 1)
         print(
             f"exportd: applied {len(applied)} migration(s): "
             f"{', '.join(m.name for m in applied) or 'none needed'}"

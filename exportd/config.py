@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
@@ -142,9 +143,12 @@ def _parse_bool(raw: str) -> bool:
 
 def _parse_seconds(raw: str) -> timedelta:
     seconds = float(raw)
-    if seconds < 0:
-        raise ValueError("must not be negative")
-    return timedelta(seconds=seconds)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError("expected a finite, non-negative number of seconds")
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError("too large") from None
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -189,7 +193,8 @@ def as_env(settings: Settings) -> dict[str, str]:
     for f in fields(Settings):
         value = getattr(settings, f.name)
         if isinstance(value, timedelta):
-            text = f"{value.total_seconds():g}"
+            seconds = value.total_seconds()
+            text = str(int(seconds)) if seconds.is_integer() else repr(seconds)
         elif isinstance(value, bool):
             text = "true" if value else "false"
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import signal
 from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
@@ -48,6 +49,9 @@ def run_dev(env: Mapping[str, str], *, port: int, data_dir: str) -> None:
     from exportd.cli import serve  # cli imports this module lazily; avoid a cycle at import time
     from exportd.logs import configure_logging
 
+    # Until the server installs its own handlers, SIGTERM must unwind through the ExitStack
+    # below too, or the servers started so far would outlive us.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     root = Path(data_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     configure_logging("console", env.get("EXPORTD_LOG_LEVEL", "info"))
@@ -140,6 +144,10 @@ exportd dev is up.
 """,
         flush=True,
     )
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _shell_quote(value: str) -> str:

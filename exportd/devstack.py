@@ -55,6 +55,16 @@ class EmbeddedPostgres:
     def dsn(self, database: str) -> str:
         return cast(str, self._server.get_uri(database=database))
 
+    def down(self) -> None:
+        """Stop the server (fast shutdown: connections are cut), keeping its data."""
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user)
+
+    def up(self) -> None:
+        """Start it again after `down`, on the same socket."""
+        self._server.ensure_postgres_running()
+
     def stop(self) -> None:
         self._server.cleanup()
 
@@ -69,6 +79,8 @@ class EmbeddedS3:
     secret_key: str
     _process: subprocess.Popen[bytes] = field(repr=False)
     log_path: Path
+    _args: list[str] = field(repr=False)
+    _env: dict[str, str] = field(repr=False)
 
     @classmethod
     def start(cls, data_dir: Path, *, bucket: str, access_key: str, secret_key: str) -> Self:
@@ -103,22 +115,30 @@ class EmbeddedS3:
         ]
         env = {**os.environ, "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
         log_path = data_dir / "weed.log"
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                args,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=data_dir,
-                start_new_session=True,  # our own Ctrl-C handling stops it, in order
-            )
-        s3 = cls(f"http://127.0.0.1:{s3_port}", bucket, access_key, secret_key, process, log_path)
+        s3 = cls(
+            f"http://127.0.0.1:{s3_port}",
+            bucket,
+            access_key,
+            secret_key,
+            _launch(args, env, log_path),
+            log_path,
+            args,
+            env,
+        )
         try:
             s3._wait_ready()
         except BaseException:
             s3.stop()
             raise
         return s3
+
+    def down(self) -> None:
+        """Stop the server, keeping its data and ports for `up`."""
+        self.stop()
+
+    def up(self) -> None:
+        self._process = _launch(self._args, self._env, self.log_path)
+        self._wait_ready()
 
     def client(self) -> Any:
         return boto3.client(
@@ -156,6 +176,18 @@ class EmbeddedS3:
             except subprocess.TimeoutExpired:
                 os.killpg(self._process.pid, signal.SIGKILL)
                 self._process.wait()
+
+
+def _launch(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=log_path.parent,
+            start_new_session=True,  # our own Ctrl-C handling stops it, in order
+        )
 
 
 class _Recorder:
@@ -199,3 +231,11 @@ class MailSink:
 
     def stop(self) -> None:
         self._controller.stop()
+
+    def down(self) -> None:
+        """Stop accepting mail (connections are refused) until `up`."""
+        self.stop()
+
+    def up(self) -> None:
+        self._controller = Controller(self._recorder, hostname=self.host, port=self.port)
+        self._controller.start()

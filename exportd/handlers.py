@@ -51,8 +51,9 @@ def object_key(settings: Settings, export: db.ExportRow, job: db.JobRow) -> str:
 async def build(job: db.JobRow, svc: Services, log: structlog.typing.FilteringBoundLogger) -> None:
     export = await db.get_export_by_id(svc.pool, job.export_id)
     if export is None or export.terminal:
-        # Nothing left to build (the export ended some other way): drop the job.
-        await db.fail_job(svc.pool, job, "export_closed", "export already finished")
+        # Nothing left to build (the export ended some other way): drop the job, fenced.
+        if not await db.fail_job(svc.pool, job, "export_closed", "export already finished"):
+            raise LeaseLost
         return
     try:
         export_type = svc.catalog.get(export.export_name)

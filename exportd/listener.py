@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
 from collections import defaultdict
@@ -21,6 +22,7 @@ log = structlog.get_logger(__name__)
 JOBS_CHANNEL: Final = "exportd_jobs"
 EXPORTS_CHANNEL: Final = "exportd_exports"
 BACKOFF_MAX_S: Final = 10.0
+APPLICATION_NAME: Final = "exportd-listener"  # how an operator spots it in pg_stat_activity
 
 
 class Listener:
@@ -76,7 +78,9 @@ class Listener:
         failures = 0
         while True:
             try:
-                conn = await asyncpg.connect(self._dsn, timeout=10)
+                conn = await asyncpg.connect(
+                    self._dsn, timeout=10, server_settings={"application_name": APPLICATION_NAME}
+                )
             except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
                 failures += 1
                 delay = random.uniform(0, min(BACKOFF_MAX_S, 0.2 * 2**failures))
@@ -102,8 +106,14 @@ class Listener:
                 conn.terminate()
 
     async def _probe(self, conn: asyncpg.Connection[asyncpg.Record]) -> None:
-        """Return (by raising) once the connection stops answering; a dead socket can look idle."""
+        """Raise once the connection is gone: closed by the server (noticed at once) or
+        silently dead (a dead socket can look idle, so a periodic query proves it alive)."""
+        closed = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: closed.set())
         while not conn.is_closed():
-            await asyncio.sleep(self._probe_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(closed.wait(), self._probe_interval)
+            if closed.is_set():
+                break
             await conn.fetchval(PING, timeout=max(self._probe_interval, 5.0))
         raise ConnectionResetError("listen connection closed")

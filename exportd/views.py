@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from exportd.db import ExportRow
@@ -72,8 +72,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         parsed = datetime.fromisoformat(created)
         if parsed.tzinfo is None:
             raise ValueError("naive timestamp")
-        return parsed, uuid.UUID(export_id)
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        # Normalised to UTC: a far-off offset near year 1 or 9999 overflows here, not in SQL.
+        return parsed.astimezone(UTC), uuid.UUID(export_id)
+    except (ValueError, TypeError, OverflowError, binascii.Error, json.JSONDecodeError):
         raise InvalidCursor("cursor is not one this API issued") from None
 
 

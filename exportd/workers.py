@@ -134,14 +134,19 @@ class WorkerPool:
         canceled build stops in moments rather than at the next beat.
         """
         lease = self._svc.settings.lease
+        interval = lease.total_seconds() / 3
         last_ok = time.monotonic()
+        next_beat = last_ok + interval
         with self._listener.watch(job.export_id) as changed:
             while True:
+                # Progress bumps the export too, so events come often: they must not
+                # postpone the beat that keeps the lease.
                 try:
-                    await asyncio.wait_for(changed.wait(), lease.total_seconds() / 3)
+                    await asyncio.wait_for(changed.wait(), max(0.0, next_beat - time.monotonic()))
                     changed.clear()
                     check = db.lease_held(self._svc.pool, job)
                 except TimeoutError:
+                    next_beat = time.monotonic() + interval
                     check = db.heartbeat(self._svc.pool, job, lease)
                 try:
                     alive = await check

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
@@ -15,12 +18,13 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from helpers import AUDIENCE, JWT_SECRET
+from replicas import Replica
 
 from exportd.app import Role, create_app
 from exportd.catalog import Catalog
-from exportd.config import Settings
+from exportd.config import Settings, as_env
 from exportd.dev import DEMO_DIR
-from exportd.devstack import EmbeddedPostgres, EmbeddedS3, MailSink
+from exportd.devstack import EmbeddedPostgres, EmbeddedS3, MailSink, free_port
 from exportd.migrations import migrate
 
 TESTS_DIR = Path(__file__).parent
@@ -30,10 +34,14 @@ BUCKET = "exportd-test"
 
 
 @pytest.fixture(scope="session")
-def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres.start(tmp_path_factory.mktemp("pg") / "data")
+def pg() -> Iterator[EmbeddedPostgres]:
+    # Not under pytest's tmp_path: that is private to root (0700), and postgres runs as the
+    # `pgserver` user, which must reach its data directory.
+    root = Path(tempfile.mkdtemp(prefix="exportd-test-pg-"))
+    server = EmbeddedPostgres.start(root / "data")
     yield server
     server.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -62,11 +70,16 @@ def template_db(pg: EmbeddedPostgres) -> str:
 @pytest.fixture
 async def dsn(pg: EmbeddedPostgres, template_db: str) -> AsyncIterator[str]:
     name = f"t_{uuid.uuid4().hex[:12]}"
+    await admin_execute(pg, f"CREATE DATABASE {name} TEMPLATE {template_db}")
+    yield pg.dsn(name)
+    # A fresh connection: the test may have restarted the server meanwhile.
+    await admin_execute(pg, f"DROP DATABASE {name} WITH (FORCE)")
+
+
+async def admin_execute(pg: EmbeddedPostgres, sql: str) -> None:
     admin = await asyncpg.connect(pg.uri)
     try:
-        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
-        yield pg.dsn(name)
-        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        await admin.execute(sql)
     finally:
         await admin.close()
 
@@ -171,3 +184,38 @@ async def make_client(settings: Settings, catalog: Catalog) -> AsyncIterator[Cal
 async def client(make_client: Callable[..., Any]) -> TestClient[Any, Any]:
     result: TestClient[Any, Any] = await make_client()
     return result
+
+
+@pytest.fixture
+async def replicas(settings: Settings, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """Start `exportd serve` processes sharing this test's database, bucket prefix and sink."""
+    started: list[Replica] = []
+    base = as_env(settings) | {
+        "EXPORTD_LOG_FORMAT": "json",
+        "EXPORTD_LEASE_S": "3",
+        "EXPORTD_SWEEP_INTERVAL_S": "0.5",
+        "EXPORTD_RETRY_BASE_S": "0.2",
+        "EXPORTD_RETRY_MAX_S": "2",
+        "PATH": os.environ["PATH"],
+    }
+
+    async def start(count: int = 1, role: str = "all", **env: str) -> list[Replica]:
+        batch = []
+        for _ in range(count):
+            name = f"r{len(started) + 1}"
+            replica = Replica(
+                name=name,
+                port=free_port(),
+                env=base | env,
+                log_path=tmp_path / f"{name}.log",
+                role=role,
+            )
+            started.append(replica)
+            batch.append(replica)
+        await asyncio.gather(*(r.start() for r in batch))
+        return batch
+
+    yield start
+    for replica in started:
+        if replica.running:
+            await replica.kill()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -58,3 +60,16 @@ async def wait_until(
             if body["status"] in statuses:
                 return body
             etag = response.headers["ETag"]
+
+
+async def eventually(check: Callable[[], Awaitable[bool] | bool], within: float = 60.0) -> None:
+    """Poll state that lives outside this event loop (another process, a server, a thread)
+    until `check` holds; fail after `within` seconds."""
+    async with asyncio.timeout(within):
+        while True:
+            result = check()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(0.05)

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 from conftest import Mailbox
-from helpers import auth, create, wait_until
+from helpers import auth, create, eventually, wait_until
 
 from exportd import db
 from exportd.devstack import EmbeddedS3
@@ -21,7 +21,11 @@ from exportd.workers import backoff
 ORDERS = {"export": "orders", "params": {"since": "2025-01-01"}}
 
 
-async def objects_under(s3: EmbeddedS3, prefix: str) -> tuple[list[str], list[str]]:
+def nothing_under(s3: EmbeddedS3, prefix: str) -> bool:
+    return objects_under(s3, prefix) == ([], [])
+
+
+def objects_under(s3: EmbeddedS3, prefix: str) -> tuple[list[str], list[str]]:
     """(object keys, open multipart upload keys) under a prefix."""
     client = s3.client()
     objects = client.list_objects_v2(Bucket=s3.bucket, Prefix=prefix).get("Contents", [])
@@ -64,16 +68,15 @@ async def test_cancel_running_export_stops_the_build_and_leaves_no_file(
                 etag = response.headers["ETag"]
                 if body["progress"]["bytes"] > 9 * 1024 * 1024:
                     break
-    _, uploads = await objects_under(s3, settings.s3_prefix)
+    _, uploads = objects_under(s3, settings.s3_prefix)
     assert uploads, "the build should have an open multipart upload by now"
 
     response = await client.post(f"/v1/exports/{export_id}/cancel", headers=auth())
 
     assert response.status == 200
     assert (await response.json())["status"] == "canceled"
-    async with asyncio.timeout(30):  # the worker hears the NOTIFY, stops and aborts
-        while (await objects_under(s3, settings.s3_prefix)) != ([], []):  # noqa: ASYNC110
-            await asyncio.sleep(0.1)
+    # The worker hears the NOTIFY, stops, and aborts its upload.
+    await eventually(lambda: nothing_under(s3, settings.s3_prefix), within=30)
     final = await wait_until(client, export_id)
     assert final["status"] == "canceled"
     assert final["result"] is None
