@@ -62,6 +62,7 @@ ROLE = web.AppKey("role", str)
 POOL = web.AppKey("pool", asyncpg.Pool)
 STORAGE = web.AppKey("storage", Storage)
 LISTENER = web.AppKey("listener", Listener)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 
 routes = web.RouteTableDef()
 
@@ -75,11 +76,21 @@ def create_app(settings: Settings, catalog: Catalog, *, role: Role = "all") -> w
     app[CATALOG] = catalog
     app[VERIFIER] = Verifier.from_settings(settings)
     app[ROLE] = role
+    app.on_shutdown.append(begin_shutdown)
     app.cleanup_ctx.extend([open_resources, run_listener])
     if role in ("all", "worker"):
         app.cleanup_ctx.append(run_workers)
     app.add_routes(routes)
     return app
+
+
+async def begin_shutdown(app: web.Application) -> None:
+    """First step of a graceful stop (the listening socket is already closed): claim nothing
+    more, and answer every long-poll with what it has now."""
+    log.info("shutdown.started")
+    if DISPATCHER in app:
+        app[DISPATCHER].stop()
+    app[LISTENER].release_waiters()
 
 
 # --- background parts (each starts, yields, then stops in reverse order) ------------------
@@ -122,7 +133,7 @@ async def run_workers(app: web.Application) -> AsyncIterator[None]:
         catalog=app[CATALOG],
     )
     workers = WorkerPool(services=services, listener=app[LISTENER])
-    dispatcher = Dispatcher(
+    app[DISPATCHER] = dispatcher = Dispatcher(
         pool=app[POOL],
         workers=workers,
         listener=app[LISTENER],
@@ -396,7 +407,9 @@ async def get_export(request: web.Request) -> web.Response:
                 return not if_none_match(inm, etag(row))
             return row.terminal or row.version != first
 
-        while not settled(export):
+        if wait and not settled(export):
+            log.debug("export.waiting", export_id=str(export_id), wait_s=wait)
+        while not settled(export) and not request.app[LISTENER].closing:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 break

@@ -40,6 +40,7 @@ class Dispatcher:
         self._lease = lease
         self._sweep_s = sweep_interval.total_seconds()
         self._wake = asyncio.Event()
+        self._stopped = False
         listener.on_jobs(self.wake)
         listener.on_connect(self.wake)
         workers.on_free(self.wake)
@@ -47,10 +48,15 @@ class Dispatcher:
     def wake(self) -> None:
         self._wake.set()
 
+    def stop(self) -> None:
+        """Claim nothing more (shutdown); jobs already running carry on."""
+        self._stopped = True
+        self._wake.set()
+
     async def run(self) -> None:
-        """Claim until cancelled."""
+        """Claim until stopped or cancelled."""
         failures = 0
-        while True:
+        while not self._stopped:
             self._wake.clear()
             try:
                 claimed = await self.claim()
@@ -82,7 +88,7 @@ class Dispatcher:
 
     async def claim(self) -> int:
         free = self._workers.free
-        if free <= 0:
+        if free <= 0 or self._stopped:
             return 0
         jobs = await db.claim_jobs(
             self._pool, self._owner, free, self._lease, tenant_cap=self._tenant_cap

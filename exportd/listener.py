@@ -39,6 +39,7 @@ class Listener:
         self._on_connect: list[Callable[[], None]] = []
         self._watchers: defaultdict[uuid.UUID, set[asyncio.Event]] = defaultdict(set)
         self.connected = asyncio.Event()
+        self.closing = False
 
     def on_jobs(self, callback: Callable[[], None]) -> None:
         """Call `callback` when new work may be claimable."""
@@ -60,6 +61,13 @@ class Listener:
             watchers.discard(event)
             if not watchers:
                 del self._watchers[export_id]
+
+    def release_waiters(self) -> None:
+        """Shutting down: wake every long-poll now, so each is answered rather than cut."""
+        self.closing = True
+        for events in self._watchers.values():
+            for event in events:
+                event.set()
 
     def _notified(self, conn: object, pid: int, channel: str, payload: object) -> None:
         if channel == JOBS_CHANNEL:

@@ -284,3 +284,23 @@ async def test_export_whose_replica_dies_every_attempt_ends_failed(
     assert row is not None
     assert row["error_code"] == "attempts_exhausted"
     assert await conn.fetchval("SELECT count(*) FROM jobs") == 0
+
+
+async def test_sigterm_answers_long_polls_instead_of_cutting_them(replicas: Any) -> None:
+    (replica,) = await replicas(1, role="api", EXPORTD_LOG_LEVEL="debug")
+    export_id = await post(replica, SMALL)  # stays queued: no workers in an api replica
+
+    async with aiohttp.ClientSession() as session:
+        poll = asyncio.create_task(
+            session.get(
+                f"{replica.url}/v1/exports/{export_id}?wait=50",
+                headers=auth() | {"If-None-Match": '"1"'},
+            )
+        )
+        await eventually(lambda: "export.waiting" in replica.log(), within=10)
+        replica.signal(signal.SIGTERM)
+        response = await poll
+
+        assert response.status == 304
+        assert response.headers["ETag"] == '"1"'
+    assert await replica.wait_exit() == 0
