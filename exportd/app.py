@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import signal
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -123,7 +124,9 @@ async def run_listener(app: web.Application) -> AsyncIterator[None]:
 async def run_workers(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    source = await db.create_pool(settings.source_url, min_size=0, max_size=settings.workers)
+    source = await db.create_pool(
+        settings.source_url, min_size=0, max_size=settings.workers, codecs=False
+    )
     services = Services(
         settings=settings,
         pool=app[POOL],
@@ -167,7 +170,10 @@ class _side_task:
 
     def _died(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
+            # A replica without its listener or dispatcher would look alive but do nothing:
+            # stop it (gracefully) so the supervisor starts a whole one.
             log.critical("side_task.died", task=self._name, exc_info=task.exception())
+            os.kill(os.getpid(), signal.SIGTERM)
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
@@ -231,16 +237,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if "Allow" in exc.headers:  # a 405 must say what is allowed (RFC 9110)
             response.headers["Allow"] = exc.headers["Allow"]
         return response
-    except (
-        OSError,
-        TimeoutError,
-        asyncpg.PostgresConnectionError,
-        asyncpg.InterfaceError,
-        asyncpg.CannotConnectNowError,
-    ) as exc:
-        log.warning("request.unavailable", error=str(exc))
-        return problem(ServiceUnavailable("a backing service is unavailable; retry"), request)
-    except Exception:
+    except Exception as exc:
+        if db.is_unavailable(exc):
+            log.warning("request.unavailable", error=f"{type(exc).__name__}: {exc}")
+            return problem(ServiceUnavailable("a backing service is unavailable; retry"), request)
         log.exception("request.failed")
         return problem(ExportdError("unexpected error; it has been logged"), request)
 
@@ -486,7 +486,9 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         async with pool.acquire(timeout=2) as conn:
             missing = await pending_migrations(conn)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except Exception as exc:
+        if not db.is_unavailable(exc):
+            raise
         raise ServiceUnavailable(f"database unreachable: {exc}") from None
     if missing:
         raise NotMigrated(f"{len(missing)} migration(s) not applied; run `exportd migrate`")

@@ -13,11 +13,12 @@ from typing import Any, Final, Self
 from exportd.errors import CatalogError, InvalidParams, UnknownExport
 
 PARAM_TYPES: Final = ("string", "int", "date", "timestamp", "bool", "enum")
-FORMATS: Final = ("csv",)
+FORMATS: Final = ("csv", "jsonl", "parquet")
 TENANT: Final = "tenant"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # A :name placeholder outside quotes and not part of a ::cast.
 _PLACEHOLDER = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|(?<![:\w]):([a-z_][a-z0-9_]*)""")
+_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")  # literals and quoted names
 _INT_RANGE: Final = (-(2**63), 2**63 - 1)
 
 
@@ -53,6 +54,8 @@ class ExportType:
     sql: str
     params: tuple[Param, ...]
     formats: tuple[str, ...] = FORMATS
+    # CSV bound for spreadsheets: neutralise cells that would run as formulas.
+    spreadsheet_safe: bool = False
     # the SQL with :name placeholders rewritten to $n, and the names in $n order
     positional_sql: str = field(init=False)
     arg_names: tuple[str, ...] = field(init=False)
@@ -99,6 +102,7 @@ class ExportType:
             "title": self.title,
             "description": self.description,
             "formats": list(self.formats),
+            "spreadsheet_safe": self.spreadsheet_safe,
             "params": [p.describe() for p in self.params],
         }
 
@@ -157,7 +161,7 @@ def _export(source: str, name: str, spec: Any) -> ExportType:
     sql = spec.get("sql")
     if not isinstance(sql, str) or not sql.strip():
         raise CatalogError(f"{where}: 'sql' is required")
-    if ";" in sql.strip().rstrip(";"):
+    if ";" in _QUOTED.sub("", sql.strip().rstrip(";")):
         raise CatalogError(f"{where}: 'sql' must be a single statement")
     sql = sql.strip().rstrip(";")
     raw_params = spec.get("params", {})
@@ -184,6 +188,7 @@ def _export(source: str, name: str, spec: Any) -> ExportType:
         sql=sql,
         params=params,
         formats=formats,
+        spreadsheet_safe=bool(spec.get("spreadsheet_safe", False)),
     )
 
 

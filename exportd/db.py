@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Self, TypeAlias
@@ -20,6 +20,20 @@ Executor: TypeAlias = "Conn | Pool"
 
 TERMINAL_STATUSES: Final = ("succeeded", "failed", "canceled")
 
+# SQLSTATE classes that say "try again later": connection, rollback (serialization,
+# deadlock), resources, operator intervention (shutdown, restart), system errors.
+TRANSIENT_SQLSTATE_CLASSES: Final = ("08", "40", "53", "57", "58")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the database is away (down, restarting, overloaded) rather than
+    that a statement is wrong: callers back off and retry."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return (exc.sqlstate or "")[:2] in TRANSIENT_SQLSTATE_CLASSES
+    return isinstance(
+        exc, OSError | TimeoutError | asyncpg.InterfaceError | asyncpg.InternalClientError
+    )
+
 
 async def init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     """Pool `init=` hook: jsonb in and out as Python values."""
@@ -34,9 +48,15 @@ async def connect(dsn: str) -> asyncpg.Connection[asyncpg.Record]:
     return conn
 
 
-async def create_pool(dsn: str, *, min_size: int, max_size: int) -> Pool:
+async def create_pool(dsn: str, *, min_size: int, max_size: int, codecs: bool = True) -> Pool:
+    """A pool; `codecs=False` for the export source, where jsonb stays text as the server
+    sends it (no parse and re-serialise per value)."""
     return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=init_connection, command_timeout=60
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=init_connection if codecs else None,
+        command_timeout=60,
     )
 
 
@@ -108,6 +128,7 @@ class ExportRow:
     params: dict[str, Any]
     format: str
     compression: str
+    options: dict[str, Any]
     file_name: str
     status: str
     progress_rows: int
@@ -139,6 +160,7 @@ class ExportRow:
             params=r["params"],
             format=r["format"],
             compression=r["compression"],
+            options=r["options"],
             file_name=r["file_name"],
             status=r["status"],
             progress_rows=r["progress_rows"],
@@ -199,6 +221,7 @@ class NewExport:
     format: str
     compression: str
     file_name: str
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -215,8 +238,8 @@ class BuildResult:
 
 INSERT_EXPORT: Final = """
 INSERT INTO exports (id, tenant, owner_sub, recipient, export_name, params, format, compression,
-                     file_name)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     file_name, options)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 RETURNING *"""
 
 # The build job goes in with its export; its INSERT trigger NOTIFYs on commit.
@@ -306,6 +329,7 @@ async def create_export(
             new.format,
             new.compression,
             new.file_name,
+            new.options,
         )
         await conn.execute(INSERT_JOB, "build", new.id, new.tenant, max_attempts)
     assert record is not None
@@ -570,6 +594,49 @@ SNAPSHOT_TIME: Final = "SELECT now()"
 async def snapshot_time(conn: Executor) -> datetime:
     value: datetime = await conn.fetchval(SNAPSHOT_TIME)
     return value
+
+
+# --- export query shapes (the catalog's SQL, wrapped) -----------------------------------
+
+# One JSON object per row, rendered by PostgreSQL: row_to_json keeps numerics exact and
+# writes timestamps, arrays and jsonb as JSON. COPY's CSV mode with control characters for
+# delimiter and quote (JSON escapes both) passes each object through untouched.
+JSONL_DELIMITER: Final = "\x02"
+JSONL_QUOTE: Final = "\x01"
+
+# A text cell a spreadsheet would run as a formula (OWASP "CSV injection") starts with one
+# of = + - @ tab CR; it is prefixed with a single quote.
+FORMULA_TEST: Final = "left({col}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r')"
+_TEXT_TYPES: Final = frozenset({"text", "varchar", "bpchar", "name", "citext", "char"})
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def jsonl_query(sql: str) -> str:
+    return f"SELECT row_to_json(q)::text FROM ({sql}) AS q"
+
+
+def spreadsheet_safe_query(sql: str, columns: list[tuple[str, str]]) -> str:
+    """The query with every text column's formula-like cells neutralised."""
+    exprs = []
+    for name, pg_type in columns:
+        col = "q." + quote_ident(name)
+        if pg_type in _TEXT_TYPES:
+            test = FORMULA_TEST.format(col=col)
+            col = f"CASE WHEN {test} THEN '''' || {col} ELSE {col} END AS {quote_ident(name)}"
+        exprs.append(col)
+    return f"SELECT {', '.join(exprs)} FROM ({sql}) AS q"
+
+
+def text_columns_query(sql: str, columns: list[tuple[str, bool]]) -> str:
+    """The query with the flagged columns cast to text."""
+    exprs = [
+        f"q.{quote_ident(name)}::text AS {quote_ident(name)}" if cast else f"q.{quote_ident(name)}"
+        for name, cast in columns
+    ]
+    return f"SELECT {', '.join(exprs)} FROM ({sql}) AS q"
 
 
 # --- health ---------------------------------------------------------------------

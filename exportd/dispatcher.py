@@ -7,7 +7,6 @@ import random
 from datetime import timedelta
 from typing import Final
 
-import asyncpg
 import structlog
 
 from exportd import db
@@ -61,10 +60,15 @@ class Dispatcher:
             try:
                 claimed = await self.claim()
                 failures = 0
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # never let the claim loop die: the replica would idle
                 failures += 1
                 delay = random.uniform(0, min(CLAIM_BACKOFF_MAX_S, 0.2 * 2**failures))
-                log.warning("dispatcher.claim_failed", error=str(exc), retry_in_s=round(delay, 2))
+                log.warning(
+                    "dispatcher.claim_failed",
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in_s=round(delay, 2),
+                    exc_info=not db.is_unavailable(exc),
+                )
                 await asyncio.sleep(delay)
                 continue
             if claimed:
@@ -83,8 +87,8 @@ class Dispatcher:
         """Quiet-time chores of the sweep: drop expired idempotency keys."""
         try:
             await db.purge_idempotency_keys(self._pool)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("dispatcher.housekeeping_failed", error=str(exc))
+        except Exception as exc:
+            log.warning("dispatcher.housekeeping_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def claim(self) -> int:
         free = self._workers.free

@@ -17,12 +17,11 @@ from exportd import db
 from exportd.catalog import Catalog
 from exportd.config import Settings
 from exportd.errors import ExportdError, JobFailure, LeaseLost
+from exportd.formats import content_type
 from exportd.mailer import Mailer, ReadyMail
-from exportd.pipeline import CONTENT_TYPES, ProgressMeter, export_csv
+from exportd.parquet import UnsupportedValue
+from exportd.pipeline import ProgressMeter, Request, export_rows
 from exportd.storage import Storage
-
-# SQLSTATE classes that say "try again later": connection, resources, operator, rollback, system.
-_TRANSIENT_SQLSTATE_CLASSES: Final = ("08", "40", "53", "57", "58")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,21 +56,26 @@ async def build(job: db.JobRow, svc: Services, log: structlog.typing.FilteringBo
         return
     try:
         export_type = svc.catalog.get(export.export_name)
-        args = export_type.args(export.params, export.tenant)
+        request = Request(
+            export_type=export_type,
+            args=export_type.args(export.params, export.tenant),
+            format=export.format,
+            compression=export.compression,
+            options=export.options,
+        )
     except ExportdError as exc:
         raise JobFailure(exc.code, exc.detail, retryable=False) from exc
+    media_type = content_type(export.format, export.compression)
 
     async def report(rows: int, size: int) -> None:
         if not await db.update_progress(svc.pool, job, rows, size):
             raise LeaseLost
 
     key = object_key(svc.settings, export, job)
-    writer = svc.storage.writer(
-        key, content_type=CONTENT_TYPES[export.format], file_name=export.file_name
-    )
-    meter = ProgressMeter(report, svc.settings.progress_interval)
+    writer = svc.storage.writer(key, content_type=media_type, file_name=export.file_name)
+    meter = ProgressMeter(report, svc.settings.progress_interval, writer)
     try:
-        snapshot = await export_csv(svc.source, export_type, args, writer, meter)
+        snapshot = await export_rows(svc.source, request, writer, meter)
         # Fence before the upload becomes an object: a worker that lost its claim stops here.
         if not await db.heartbeat(svc.pool, job, svc.settings.lease):
             raise LeaseLost
@@ -84,7 +88,7 @@ async def build(job: db.JobRow, svc: Services, log: structlog.typing.FilteringBo
         size=stored.size,
         rows=snapshot.rows,
         sha256=stored.sha256,
-        content_type=CONTENT_TYPES[export.format],
+        content_type=media_type,
         as_of=snapshot.as_of,
     )
     if not await db.complete_build(svc.pool, job, result, retention=svc.settings.retention):
@@ -139,9 +143,10 @@ def classify(exc: BaseException) -> JobFailure:
     """Map an unexpected error to retryable (outages, timeouts) or permanent (bad SQL, refusals)."""
     if isinstance(exc, JobFailure):
         return exc
+    if isinstance(exc, UnsupportedValue):
+        return JobFailure("unsupported_value", str(exc), retryable=False)
     if isinstance(exc, asyncpg.PostgresError):
-        state = exc.sqlstate or ""
-        if state[:2] in _TRANSIENT_SQLSTATE_CLASSES:
+        if db.is_unavailable(exc):
             return JobFailure("database_unavailable", str(exc), retryable=True)
         return JobFailure("query_failed", f"export query failed: {exc}", retryable=False)
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):

@@ -12,10 +12,12 @@ from exportd.auth import Identity
 from exportd.catalog import Catalog
 from exportd.db import NewExport
 from exportd.errors import InvalidRequest, UnknownFormat
-from exportd.pipeline import EXTENSIONS
+from exportd.formats import COMPRESSIONS, SELF_COMPRESSED, extension
 
-FIELDS: Final = frozenset({"export", "params", "format", "compression", "file_name", "recipient"})
-COMPRESSIONS: Final = ("none",)
+FIELDS: Final = frozenset(
+    {"export", "params", "format", "compression", "file_name", "recipient", "csv"}
+)
+CSV_OPTIONS: Final = frozenset({"header", "delimiter", "bom"})
 MAX_FILE_NAME: Final = 150
 _EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
 
@@ -50,6 +52,11 @@ def parse_create(
             f"{', '.join(COMPRESSIONS)}",
             compressions=list(COMPRESSIONS),
         )
+    if fmt in SELF_COMPRESSED and compression != "none":
+        raise UnknownFormat(f"{fmt} compresses internally; leave 'compression' out")
+    options = _csv_options(body.get("csv")) if fmt == "csv" else {}
+    if fmt != "csv" and "csv" in body:
+        raise InvalidRequest("'csv' options apply to the csv format only")
     params = body.get("params", {})
     if not isinstance(params, dict):
         raise InvalidRequest("'params' must be a JSON object")
@@ -63,8 +70,26 @@ def parse_create(
         params=bound,
         format=fmt,
         compression=compression,
-        file_name=file_name(body.get("file_name"), name, EXTENSIONS[fmt]),
+        file_name=file_name(body.get("file_name"), name, extension(fmt, compression)),
+        options=options,
     )
+
+
+def _csv_options(raw: Any) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidRequest("'csv' must be an object: {header, delimiter, bom}")
+    unknown = sorted(set(raw) - CSV_OPTIONS)
+    if unknown:
+        raise InvalidRequest(f"unknown csv option(s): {', '.join(unknown)}")
+    for flag in ("header", "bom"):
+        if flag in raw and not isinstance(raw[flag], bool):
+            raise InvalidRequest(f"csv.{flag} must be true or false")
+    delimiter = raw.get("delimiter", ",")
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
+        raise InvalidRequest("csv.delimiter must be one character, not a quote or newline")
+    return dict(raw)
 
 
 def _recipient(requested: Any, identity: Identity, allowed: bool) -> str | None:

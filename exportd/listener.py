@@ -89,7 +89,7 @@ class Listener:
                 conn = await asyncpg.connect(
                     self._dsn, timeout=10, server_settings={"application_name": APPLICATION_NAME}
                 )
-            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            except Exception as exc:  # whatever the reason, keep trying: waiters depend on us
                 failures += 1
                 delay = random.uniform(0, min(BACKOFF_MAX_S, 0.2 * 2**failures))
                 log.warning("listener.connect_failed", error=str(exc), retry_in_s=round(delay, 2))
@@ -107,8 +107,8 @@ class Listener:
                     for event in events:
                         event.set()
                 await self._probe(conn)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                log.warning("listener.lost", error=str(exc))
+            except Exception as exc:
+                log.warning("listener.lost", error=f"{type(exc).__name__}: {exc}")
             finally:
                 self.connected.clear()
                 conn.terminate()

@@ -29,6 +29,7 @@ def export_json(export: ExportRow, *, download_url: str | None) -> dict[str, Any
         "params": export.params,
         "format": export.format,
         "compression": export.compression,
+        "options": export.options,
         "file_name": export.file_name,
         "recipient": export.recipient,
         "progress": {"rows": export.progress_rows, "bytes": export.progress_bytes},

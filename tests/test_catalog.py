@@ -186,7 +186,7 @@ def test_metadata_and_defaults_of_a_valid_export() -> None:
         "All orders",
         "Every order.",
     )
-    assert export.formats == ("csv",)
+    assert export.formats == ("csv", "jsonl", "parquet")
     [since] = export.params
     assert (since.name, since.type, since.required, since.default) == ("since", "date", True, None)
 
