@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -46,16 +47,34 @@ class Param:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class HookContext:
+    """What a Python export's row function gets: the caller's tenant, its typed params, and
+    the connection holding the export's read-only snapshot (for any queries it makes)."""
+
+    tenant: str
+    params: Mapping[str, Any]
+    conn: Any
+
+
+# A Python export: an async generator of rows (sequences in `columns` order).
+RowFunction = Callable[[HookContext], AsyncIterator[Sequence[Any]]]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExportType:
     name: str
     title: str
     description: str
-    sql: str
+    sql: str = ""
     params: tuple[Param, ...]
     formats: tuple[str, ...] = FORMATS
     # CSV bound for spreadsheets: neutralise cells that would run as formulas.
     spreadsheet_safe: bool = False
+    # Python exports (registered by a hook module) instead of SQL: rows and their columns
+    # as (name, PostgreSQL type name) pairs.
+    rows: RowFunction | None = None
+    columns: tuple[tuple[str, str], ...] = ()
     # the SQL with :name placeholders rewritten to $n, and the names in $n order
     positional_sql: str = field(init=False)
     arg_names: tuple[str, ...] = field(init=False)
@@ -86,14 +105,19 @@ class ExportType:
             out[param.name] = value if isinstance(coerced, date) else coerced
         return out
 
-    def args(self, params: Mapping[str, Any], tenant: str) -> list[Any]:
-        """Positional query args: stored params coerced to their types, tenant from identity."""
+    def values(self, params: Mapping[str, Any], tenant: str) -> dict[str, Any]:
+        """Stored params coerced to their types, plus the tenant from identity."""
         by_name = {p.name: p for p in self.params}
         values = {
             name: None if params.get(name) is None else by_name[name].coerce(params[name])
             for name in by_name
         }
         values[TENANT] = tenant
+        return values
+
+    def args(self, params: Mapping[str, Any], tenant: str) -> list[Any]:
+        """Positional query args, in $n order."""
+        values = self.values(params, tenant)
         return [values[name] for name in self.arg_names]
 
     def describe(self) -> dict[str, Any]:
@@ -118,7 +142,19 @@ class Catalog:
             raise UnknownExport(f"no export named {name!r}", export=name) from None
 
     @classmethod
-    def load(cls, path: Path) -> Self:
+    def load(cls, path: Path, hooks: Sequence[str] = ()) -> Self:
+        """The TOML catalog at `path`, plus the exports that each hook module registers."""
+        catalog = cls._load_toml(path)
+        exports = dict(catalog.exports)
+        for module in hooks:
+            for name, export_type in load_hook(module).items():
+                if name in exports:
+                    raise CatalogError(f"hook {module}: export {name!r} is already defined")
+                exports[name] = export_type
+        return cls(exports)
+
+    @classmethod
+    def _load_toml(cls, path: Path) -> Self:
         try:
             data = tomllib.loads(path.read_bytes().decode("utf-8"))
         except OSError as exc:
@@ -135,6 +171,22 @@ class Catalog:
         if not isinstance(exports, dict) or not exports:
             raise CatalogError(f"{source}: no [exports.<name>] tables")
         return cls({name: _export(source, name, spec) for name, spec in exports.items()})
+
+
+def load_hook(module_name: str) -> dict[str, ExportType]:
+    """Import a hook module and collect what its `register(registry)` adds."""
+    from exportd.hooks import Registry  # the hooks API builds on this module
+
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CatalogError(f"hook {module_name}: cannot import: {exc}") from None
+    register = getattr(module, "register", None)
+    if not callable(register):
+        raise CatalogError(f"hook {module_name}: no register(registry) function")
+    registry = Registry(source=f"hook {module_name}")
+    register(registry)
+    return registry.exports
 
 
 def to_positional(sql: str) -> tuple[str, tuple[str, ...]]:

@@ -29,7 +29,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def load_settings(env: Mapping[str, str]) -> tuple[Settings, Catalog]:
     try:
         settings = Settings.from_env(env)
-        catalog = Catalog.load(settings.catalog_path)
+        catalog = Catalog.load(settings.catalog_path, settings.hook_modules)
     except ConfigError as exc:
         fail(exc.detail)
     return settings, catalog

@@ -28,6 +28,8 @@ class Settings:
     database_url: str
     source_database_url: str = ""
     catalog_path: Path
+    # Python modules whose register(registry) adds exports that are not plain SQL.
+    catalog_hooks: str = ""
     host: str = "0.0.0.0"
     port: int = 8080
     # Auth: either a shared HS* secret or a PEM public key for RS*/ES*.
@@ -80,6 +82,10 @@ class Settings:
     def source_url(self) -> str:
         """The database exports read from (a replica, usually); the queue's by default."""
         return self.source_database_url or self.database_url
+
+    @property
+    def hook_modules(self) -> tuple[str, ...]:
+        return tuple(m.strip() for m in self.catalog_hooks.split(",") if m.strip())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Self:

@@ -88,7 +88,7 @@ def run_dev(env: Mapping[str, str], *, port: int, data_dir: str) -> None:
             stack.callback(sink.stop)
             config |= {"EXPORTD_SMTP_HOST": sink.host, "EXPORTD_SMTP_PORT": str(sink.port)}
         settings = Settings.from_env(config | given)
-        catalog = Catalog.load(settings.catalog_path)
+        catalog = Catalog.load(settings.catalog_path, settings.hook_modules)
         asyncio.run(load_demo(settings.database_url))
         _announce(root, settings, mail_dir)
         serve(settings, catalog, role="all", host=settings.host, port=port)

@@ -58,7 +58,8 @@ async def build(job: db.JobRow, svc: Services, log: structlog.typing.FilteringBo
         export_type = svc.catalog.get(export.export_name)
         request = Request(
             export_type=export_type,
-            args=export_type.args(export.params, export.tenant),
+            tenant=export.tenant,
+            params=export.params,
             format=export.format,
             compression=export.compression,
             options=export.options,

@@ -4,19 +4,26 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Final
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
+from decimal import Decimal
+from typing import Any, Final, Protocol
 
 from exportd import db
-from exportd.catalog import ExportType
+from exportd.catalog import ExportType, HookContext
 from exportd.formats import Sink, sink_for
 from exportd.parquet import Column, ParquetStream, to_text
 from exportd.storage import ObjectWriter
 
 UTF8_BOM: Final = b"\xef\xbb\xbf"
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")  # as db.FORMULA_TEST, for hook rows
 FETCH_ROWS: Final = 5_000  # rows per cursor round trip on the Parquet path
 
 Progress = Callable[[int, int], Awaitable[None]]
@@ -30,10 +37,11 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Request:
-    """What to build: the catalog export, its bound arguments, and how to encode it."""
+    """What to build: the catalog export, its typed params, and how to encode it."""
 
     export_type: ExportType
-    args: list[object]
+    tenant: str
+    params: Mapping[str, Any]
     format: str
     compression: str
     options: Mapping[str, Any]
@@ -68,7 +76,9 @@ async def export_rows(
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             as_of = await db.snapshot_time(conn)
-            if request.format == "parquet":
+            if request.export_type.rows is not None:
+                rows = await _python(conn, request, sink, meter)
+            elif request.format == "parquet":
                 rows = await _parquet(conn, request, sink, meter)
             else:
                 rows = await _copy(conn, request, sink, meter)
@@ -120,7 +130,7 @@ async def _copy(conn: db.Conn, request: Request, sink: Sink, meter: ProgressMete
 
     status = await conn.copy_from_query(
         sql,
-        *request.args,
+        *export_type.args(request.params, request.tenant),
         output=chunk,
         format="csv",
         header=header,
@@ -138,7 +148,7 @@ async def _parquet(conn: db.Conn, request: Request, sink: Sink, meter: ProgressM
         sql = db.text_columns_query(sql, [(c.name, to_text(c)) for c in columns])
         columns = [Column(c.name, "text", False, None) if to_text(c) else c for c in columns]
     stream = ParquetStream(columns)
-    cursor = await conn.cursor(sql, *request.args)
+    cursor = await conn.cursor(sql, *request.export_type.args(request.params, request.tenant))
     total = 0
     while rows := await cursor.fetch(FETCH_ROWS):
         total += len(rows)
@@ -149,3 +159,106 @@ async def _parquet(conn: db.Conn, request: Request, sink: Sink, meter: ProgressM
         await meter.add(len(rows))
     await sink.write(await asyncio.to_thread(stream.finish))
     return total
+
+
+async def _python(conn: db.Conn, request: Request, sink: Sink, meter: ProgressMeter) -> int:
+    """A hook's rows, encoded here (CSV and JSON Lines by the standard library, Parquet by
+    Arrow), a batch at a time."""
+    export_type = request.export_type
+    assert export_type.rows is not None
+    names = [name for name, _ in export_type.columns]
+    encode = _row_encoder(request, names)
+    if request.format == "csv" and request.options.get("bom"):
+        await sink.write(UTF8_BOM)
+    if request.format == "csv" and request.options.get("header", True):
+        await sink.write(encode([names], header=True))
+    context = HookContext(
+        tenant=request.tenant,
+        params=export_type.values(request.params, request.tenant),
+        conn=conn,
+    )
+    total, batch = 0, []
+    async for row in export_type.rows(context):
+        batch.append(row)
+        if len(batch) >= FETCH_ROWS:
+            total += await _encode_batch(batch, encode, sink, meter)
+            batch = []
+    total += await _encode_batch(batch, encode, sink, meter)
+    await sink.write(encode([], header=False, final=True))
+    return total
+
+
+async def _encode_batch(
+    batch: list[Sequence[Any]], encode: Encoder, sink: Sink, meter: ProgressMeter
+) -> int:
+    if batch:
+        data = await asyncio.to_thread(encode, batch)
+        if data:
+            await sink.write(data)
+        await meter.add(len(batch))
+    return len(batch)
+
+
+def _row_encoder(request: Request, names: list[str]) -> Encoder:
+    """A function from a batch of rows to encoded bytes (`final` flushes what is left)."""
+    if request.format == "parquet":
+        stream = ParquetStream(
+            [_hook_column(name, pg_type) for name, pg_type in request.export_type.columns]
+        )
+
+        def parquet(
+            rows: Sequence[Sequence[Any]], header: bool = False, final: bool = False
+        ) -> bytes:
+            return stream.finish() if final else stream.add(rows)
+
+        return parquet
+    if request.format == "jsonl":
+
+        def jsonl(
+            rows: Sequence[Sequence[Any]], header: bool = False, final: bool = False
+        ) -> bytes:
+            return "".join(
+                json.dumps(dict(zip(names, row, strict=True)), default=_json_value) + "\n"
+                for row in rows
+            ).encode()
+
+        return jsonl
+    delimiter = str(request.options.get("delimiter", ","))
+    safe = request.export_type.spreadsheet_safe
+
+    def csv_rows(rows: Sequence[Sequence[Any]], header: bool = False, final: bool = False) -> bytes:
+        out = io.StringIO()
+        writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+        for row in rows:
+            writer.writerow(row if header or not safe else [_formula_safe(v) for v in row])
+        return out.getvalue().encode()
+
+    return csv_rows
+
+
+class Encoder(Protocol):
+    def __call__(
+        self, rows: Sequence[Sequence[Any]], header: bool = False, final: bool = False
+    ) -> bytes: ...
+
+
+def _hook_column(name: str, pg_type: str) -> Column:
+    is_array = pg_type.endswith("[]")
+    return Column(name, pg_type, is_array, pg_type.removesuffix("[]") if is_array else None)
+
+
+def _formula_safe(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
+        return "'" + value
+    return value
+
+
+def _json_value(value: Any) -> Any:
+    """JSON for what the json module cannot write: ISO dates, exact decimals as strings."""
+    if isinstance(value, datetime | date | dt_time):
+        return value.isoformat()
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")

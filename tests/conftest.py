@@ -29,6 +29,7 @@ from exportd.migrations import migrate
 
 TESTS_DIR = Path(__file__).parent
 CATALOG_PATH = TESTS_DIR / "catalog.toml"
+HOOKS = ("hook_exports",)  # tests/ is on sys.path, so the module imports by name
 TEMPLATE_DB = "exportd_template"
 BUCKET = "exportd-test"
 
@@ -139,6 +140,7 @@ def settings(dsn: str, s3: EmbeddedS3, mail_sink: MailSink) -> Settings:
     return Settings(
         database_url=dsn,
         catalog_path=CATALOG_PATH,
+        catalog_hooks=",".join(HOOKS),
         jwt_secret=JWT_SECRET,
         jwt_audience=AUDIENCE,
         s3_bucket=s3.bucket,
@@ -160,7 +162,7 @@ def settings(dsn: str, s3: EmbeddedS3, mail_sink: MailSink) -> Settings:
 
 @pytest.fixture(scope="session")
 def catalog() -> Catalog:
-    return Catalog.load(CATALOG_PATH)
+    return Catalog.load(CATALOG_PATH, HOOKS)
 
 
 @pytest.fixture

@@ -435,3 +435,26 @@ def test_errors_in_a_loaded_file_name_the_file(tmp_path: Path) -> None:
         Catalog.load(path)
 
     assert caught.value.detail.startswith(f"{path}: export 'orders': ")
+
+
+def test_hook_exports_join_the_toml_catalog() -> None:
+    catalog = Catalog.load(TESTS_DIR / "catalog.toml", ("hook_exports",))
+
+    squares = catalog.get("squares")
+    assert squares.rows is not None
+    assert squares.columns[0] == ("n", "int8")
+    assert squares.describe()["params"] == [{"name": "count", "type": "int", "required": True}]
+    assert "orders" in catalog.exports
+
+
+def test_a_hook_module_that_cannot_be_imported_is_named() -> None:
+    with pytest.raises(CatalogError, match="no_such_hook_module"):
+        Catalog.load(TESTS_DIR / "catalog.toml", ("no_such_hook_module",))
+
+
+def test_a_hook_export_may_not_shadow_a_toml_export(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text('[exports.squares]\nsql = "SELECT 1 WHERE :tenant IS NOT NULL"\n')
+
+    with pytest.raises(CatalogError, match="'squares' is already defined"):
+        Catalog.load(path, ("hook_exports",))
