@@ -42,6 +42,7 @@ from exportd.handlers import Services
 from exportd.intake import parse_create
 from exportd.listener import Listener
 from exportd.mailer import Mailer
+from exportd.metrics import Metrics
 from exportd.migrations import pending_migrations
 from exportd.storage import Storage, open_s3
 from exportd.views import decode_cursor, encode_cursor, etag, export_json, if_none_match
@@ -64,6 +65,7 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 STORAGE = web.AppKey("storage", Storage)
 LISTENER = web.AppKey("listener", Listener)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+METRICS = web.AppKey("metrics", Metrics)
 
 routes = web.RouteTableDef()
 
@@ -77,6 +79,7 @@ def create_app(settings: Settings, catalog: Catalog, *, role: Role = "all") -> w
     app[CATALOG] = catalog
     app[VERIFIER] = Verifier.from_settings(settings)
     app[ROLE] = role
+    app[METRICS] = Metrics()
     app.on_shutdown.append(begin_shutdown)
     app.cleanup_ctx.extend([open_resources, run_listener])
     if role in ("all", "worker"):
@@ -135,7 +138,7 @@ async def run_workers(app: web.Application) -> AsyncIterator[None]:
         mailer=Mailer(settings),
         catalog=app[CATALOG],
     )
-    workers = WorkerPool(services=services, listener=app[LISTENER])
+    workers = WorkerPool(services=services, listener=app[LISTENER], metrics=app[METRICS])
     app[DISPATCHER] = dispatcher = Dispatcher(
         pool=app[POOL],
         workers=workers,
@@ -144,6 +147,7 @@ async def run_workers(app: web.Application) -> AsyncIterator[None]:
         lease=settings.lease,
         sweep_interval=settings.sweep_interval,
         tenant_cap=settings.tenant_max_running,
+        metrics=app[METRICS],
     )
     log.info("workers.started", owner=owner, workers=settings.workers)
     try:
@@ -193,6 +197,11 @@ async def log_context_middleware(request: web.Request, handler: Handler) -> web.
     structlog.contextvars.bind_contextvars(request_id=request_id)
     response = await handler(request)
     response.headers["X-Request-ID"] = request_id
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    request.app[METRICS].inc(
+        "exportd_http_requests_total", route=route, status=str(response.status)
+    )
     return response
 
 
@@ -338,6 +347,7 @@ async def create_export(request: web.Request) -> web.Response:
         log.info("export.replayed", export_id=str(export.id))
     else:
         log.info("export.created", export_id=str(export.id), export=export.export_name)
+        request.app[METRICS].inc("exportd_exports_created_total")
     headers = {"Location": f"/v1/exports/{export.id}", "ETag": etag(export)}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -473,6 +483,15 @@ async def export_types(request: web.Request) -> web.Response:
     identity(request)
     catalog = request.app[CATALOG]
     return web.json_response({"items": [t.describe() for t in catalog.exports.values()]})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    depth = await db.queue_depth(request.app[POOL])
+    gauges = [("exportd_jobs", {"kind": k, "state": s}, n) for k, s, n in depth]
+    return web.Response(
+        text=request.app[METRICS].render(gauges), content_type="text/plain", charset="utf-8"
+    )
 
 
 @routes.get("/healthz")

@@ -11,6 +11,7 @@ import structlog
 
 from exportd import db
 from exportd.listener import Listener
+from exportd.metrics import Metrics
 from exportd.workers import WorkerPool
 
 log = structlog.get_logger(__name__)
@@ -31,7 +32,9 @@ class Dispatcher:
         lease: timedelta,
         sweep_interval: timedelta,
         tenant_cap: int,
+        metrics: Metrics,
     ) -> None:
+        self._metrics = metrics
         self._tenant_cap = tenant_cap
         self._pool = pool
         self._workers = workers
@@ -98,5 +101,6 @@ class Dispatcher:
             self._pool, self._owner, free, self._lease, tenant_cap=self._tenant_cap
         )
         for job in jobs:
+            self._metrics.inc("exportd_jobs_claimed_total", kind=job.kind)
             self._workers.start(job)
         return len(jobs)

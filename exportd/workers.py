@@ -7,6 +7,7 @@ import random
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import structlog
 
@@ -14,6 +15,7 @@ from exportd import db
 from exportd.errors import JobFailure, LeaseLost
 from exportd.handlers import HANDLERS, Services, classify
 from exportd.listener import Listener
+from exportd.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -27,9 +29,10 @@ def backoff(attempt: int, base: timedelta, cap: timedelta) -> timedelta:
 class WorkerPool:
     """At most `size` jobs at once; the dispatcher never claims more than `free`."""
 
-    def __init__(self, *, services: Services, listener: Listener) -> None:
+    def __init__(self, *, services: Services, listener: Listener, metrics: Metrics) -> None:
         self._svc = services
         self._listener = listener
+        self._metrics = metrics
         self._size = services.settings.workers
         self._on_free: list[Callable[[], None]] = []
         self._running: dict[asyncio.Task[None], db.JobRow] = {}
@@ -81,7 +84,7 @@ class WorkerPool:
             await db.fail_job(
                 svc.pool, job, "attempts_exhausted", f"gave up after {job.max_attempts} attempts"
             )
-            bound.warning("job.exhausted")
+            self._ended(job, bound.warning, "exhausted")
             return
         bound.info("job.started")
         work = asyncio.create_task(HANDLERS[job.kind](job, svc, bound), name=f"work-{job.id}")
@@ -91,18 +94,18 @@ class WorkerPool:
             await work
         except asyncio.CancelledError:
             if lost.is_set():
-                bound.warning("job.lease_lost")
+                self._ended(job, bound.warning, "lease_lost")
             elif self._releasing:
                 await db.release_job(svc.pool, job)
-                bound.info("job.released")
+                self._ended(job, bound.info, "released")
             else:
                 raise
         except LeaseLost:
-            bound.warning("job.lease_lost")
+            self._ended(job, bound.warning, "lease_lost")
         except Exception as exc:
             await self._failed(job, classify(exc), bound)
         else:
-            bound.info("job.finished")
+            self._ended(job, bound.info, "finished")
         finally:
             beat.cancel()
             if not work.done():
@@ -115,15 +118,24 @@ class WorkerPool:
         if failure.retryable and job.attempts < job.max_attempts:
             delay = backoff(job.attempts, settings.retry_base, settings.retry_max)
             await db.retry_job(self._svc.pool, job, delay, failure.code, failure.message)
-            bound.warning(
-                "job.retrying",
+            self._ended(
+                job,
+                bound.warning,
+                "retrying",
                 code=failure.code,
                 error=failure.message,
                 delay_s=round(delay.total_seconds(), 3),
             )
         else:
             await db.fail_job(self._svc.pool, job, failure.code, failure.message)
-            bound.error("job.failed", code=failure.code, error=failure.message)
+            self._ended(job, bound.error, "failed", code=failure.code, error=failure.message)
+
+    def _ended(
+        self, job: db.JobRow, log_at: Callable[..., Any], outcome: str, **details: Any
+    ) -> None:
+        """Log how a run ended (event `job.<outcome>`) and count it."""
+        log_at(f"job.{outcome}", **details)
+        self._metrics.inc("exportd_jobs_finished_total", kind=job.kind, outcome=outcome)
 
     async def _heartbeat(
         self, job: db.JobRow, work: asyncio.Task[None], lost: asyncio.Event

@@ -15,7 +15,7 @@ import aiohttp
 import asyncpg
 from aiohttp.test_utils import TestClient
 from conftest import Mailbox
-from helpers import auth, create, wait_until
+from helpers import auth, create, eventually, wait_until
 
 from exportd.devstack import EmbeddedS3
 
@@ -155,3 +155,28 @@ async def test_long_poll_answers_304_when_nothing_changes(make_client: Any) -> N
     assert response.status == 304
     assert response.headers["ETag"] == etag
     assert response.headers["Preference-Applied"] == "wait=1"
+
+
+async def test_metrics_count_what_happened(client: TestClient[Any, Any], mailbox: Mailbox) -> None:
+    created = await create(client, {"export": "numbers", "params": {"rows": 10}})
+    await wait_until(client, created["id"])
+    await mailbox.wait_for(1)
+
+    async def scrape() -> str:
+        response = await client.get("/metrics")
+        assert response.status == 200
+        assert response.content_type == "text/plain"
+        return await response.text()
+
+    # The notify job finishes just after the mail arrives: scrape until it shows.
+    async def notified() -> bool:
+        return 'kind="notify",outcome="finished"} 1' in await scrape()
+
+    await eventually(notified, within=10)
+    text = await scrape()
+
+    assert "exportd_exports_created_total 1" in text
+    assert 'exportd_jobs_claimed_total{kind="build"} 1' in text
+    assert 'exportd_jobs_finished_total{kind="build",outcome="finished"} 1' in text
+    assert 'exportd_http_requests_total{route="/v1/exports",status="202"} 1' in text
+    assert "# TYPE exportd_jobs_finished_total counter" in text
