@@ -44,6 +44,7 @@ from exportd.listener import Listener
 from exportd.mailer import Mailer
 from exportd.metrics import Metrics
 from exportd.migrations import pending_migrations
+from exportd.openapi import spec
 from exportd.storage import Storage, open_s3
 from exportd.views import decode_cursor, encode_cursor, etag, export_json, if_none_match
 from exportd.workers import WorkerPool
@@ -483,6 +484,11 @@ async def export_types(request: web.Request) -> web.Response:
     identity(request)
     catalog = request.app[CATALOG]
     return web.json_response({"items": [t.describe() for t in catalog.exports.values()]})
+
+
+@routes.get("/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(spec(request.app[CATALOG]))
 
 
 @routes.get("/metrics")

@@ -536,3 +536,19 @@ async def test_202_has_location_of_the_export_and_an_etag(api: Client) -> None:
     body = await response.json()
     assert response.headers["Location"] == f"/v1/exports/{body['id']}"
     assert response.headers["ETag"] == f'"{body["version"]}"'
+
+
+async def test_openapi_describes_the_routes_and_the_catalog(api: Client) -> None:
+    response = await api.get("/openapi.json")
+
+    assert response.status == 200
+    spec = await response.json()
+    assert spec["openapi"].startswith("3.1")
+    assert {"/v1/exports", "/v1/exports/{export_id}", "/v1/exports/{export_id}/cancel"} <= set(
+        spec["paths"]
+    )
+    variants = {v["title"]: v for v in spec["components"]["schemas"]["ExportRequest"]["oneOf"]}
+    orders = variants["orders"]["properties"]["params"]
+    assert orders["required"] == ["since"]
+    assert orders["properties"]["since"] == {"type": "string", "format": "date"}
+    assert orders["properties"]["status"]["enum"] == ["placed", "paid", "shipped", "refunded"]
