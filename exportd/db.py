@@ -476,13 +476,12 @@ async def update_progress(conn: Executor, job: JobRow, rows: int, size: int) -> 
     return await conn.execute(UPDATE_PROGRESS, job.id, job.lease_token, rows, size) == "UPDATE 1"
 
 
-# Cheap fence check (no write): is this claim still the job's owner?
-LEASE_HELD: Final = "SELECT EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND lease_token = $2)"
+# What a running worker checks when its export changes: was it canceled?
+EXPORT_CANCELED: Final = "SELECT status = 'canceled' FROM exports WHERE id = $1"
 
 
-async def lease_held(conn: Executor, job: JobRow) -> bool:
-    held: bool = await conn.fetchval(LEASE_HELD, job.id, job.lease_token)
-    return held
+async def export_canceled(conn: Executor, export_id: uuid.UUID) -> bool:
+    return bool(await conn.fetchval(EXPORT_CANCELED, export_id))
 
 
 # Fenced delete: the claim that holds the token, and only it, finishes the job.

@@ -106,7 +106,9 @@ class ObjectWriter:
         self.key = key
         self._content_type = content_type
         self._disposition = content_disposition(file_name)
-        self._buffer = bytearray()
+        # Chunks as they came, joined once per part: no doubling bytearray, one exact copy.
+        self._chunks: list[bytes] = []
+        self._buffered = 0
         self._hash = hashlib.sha256()
         self._size = 0
         self._upload_id: str | None = None
@@ -118,20 +120,21 @@ class ObjectWriter:
 
     @property
     def size(self) -> int:
-        return self._size + len(self._buffer)
+        return self._size + self._buffered
 
     async def write(self, data: bytes) -> None:
         if self._failure is not None:
             raise self._failure
-        self._buffer += data
+        self._chunks.append(data)
+        self._buffered += len(data)
         limit = part_size_for(self._next_part, self._s3.part_size)
-        if len(self._buffer) >= limit:
+        if self._buffered >= limit:
             await self._flush_part()
 
     async def close(self) -> StoredObject:
         """Upload what is left and complete the object."""
         if self._upload_id is None:
-            body = bytes(self._buffer)
+            body = self._take()
             await asyncio.to_thread(self._hash.update, body)
             await self._s3.client.put_object(
                 Bucket=self._s3.bucket,
@@ -141,9 +144,8 @@ class ObjectWriter:
                 ContentDisposition=self._disposition,
             )
             self._size = len(body)
-            self._buffer.clear()
             return StoredObject(self.key, self._size, self._hash.hexdigest(), parts=1)
-        if self._buffer:
+        if self._buffered:
             await self._flush_part()
         await self._drain()
         parts = sorted(self._parts, key=lambda p: p["PartNumber"])
@@ -161,7 +163,7 @@ class ObjectWriter:
             task.cancel()
         await asyncio.gather(*self._uploads, return_exceptions=True)
         self._uploads.clear()
-        self._buffer.clear()
+        self._take()
         if self._upload_id is not None:
             upload_id, self._upload_id = self._upload_id, None
             await self._s3.client.abort_multipart_upload(
@@ -182,8 +184,7 @@ class ObjectWriter:
         if part_number > MAX_PARTS:
             raise RuntimeError("object exceeds the S3 part limit")
         self._next_part += 1
-        body = bytes(self._buffer)
-        self._buffer.clear()
+        body = self._take()
         # Hash in part order (off the loop: sha256 releases the GIL on large buffers).
         await asyncio.to_thread(self._hash.update, body)
         self._size += len(body)
@@ -196,6 +197,12 @@ class ObjectWriter:
         )
         self._uploads.add(task)
         task.add_done_callback(self._uploads.discard)
+
+    def _take(self) -> bytes:
+        body = b"".join(self._chunks)
+        self._chunks.clear()
+        self._buffered = 0
+        return body
 
     async def _upload_part(self, part_number: int, body: bytes) -> None:
         assert self._upload_id is not None

@@ -130,6 +130,9 @@ class WorkerPool:
             await db.fail_job(self._svc.pool, job, failure.code, failure.message)
             self._ended(job, bound.error, "failed", code=failure.code, error=failure.message)
 
+    async def _not_canceled(self, job: db.JobRow) -> bool:
+        return not await db.export_canceled(self._svc.pool, job.export_id)
+
     def _ended(
         self, job: db.JobRow, log_at: Callable[..., Any], outcome: str, **details: Any
     ) -> None:
@@ -142,8 +145,9 @@ class WorkerPool:
     ) -> None:
         """Extend the lease every third of it; stop the work once the lease is gone or stale.
 
-        A change to the export (a cancel deletes the job) wakes it early through NOTIFY, so a
-        canceled build stops in moments rather than at the next beat.
+        A change to the export wakes it early through NOTIFY to see whether the export was
+        canceled, so a canceled build stops in moments rather than at the next beat. (Not a
+        lease check: the worker's own completion also changes the export.)
         """
         lease = self._svc.settings.lease
         interval = lease.total_seconds() / 3
@@ -156,7 +160,7 @@ class WorkerPool:
                 try:
                     await asyncio.wait_for(changed.wait(), max(0.0, next_beat - time.monotonic()))
                     changed.clear()
-                    check = db.lease_held(self._svc.pool, job)
+                    check = self._not_canceled(job)
                 except TimeoutError:
                     next_beat = time.monotonic() + interval
                     check = db.heartbeat(self._svc.pool, job, lease)

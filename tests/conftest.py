@@ -199,6 +199,7 @@ async def replicas(settings: Settings, tmp_path: Path) -> AsyncIterator[Callable
         "EXPORTD_RETRY_BASE_S": "0.2",
         "EXPORTD_RETRY_MAX_S": "2",
         "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(TESTS_DIR),  # the hook module lives beside the tests
     }
 
     async def start(count: int = 1, role: str = "all", **env: str) -> list[Replica]:

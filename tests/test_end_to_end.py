@@ -180,3 +180,4 @@ async def test_metrics_count_what_happened(client: TestClient[Any, Any], mailbox
     assert 'exportd_jobs_finished_total{kind="build",outcome="finished"} 1' in text
     assert 'exportd_http_requests_total{route="/v1/exports",status="202"} 1' in text
     assert "# TYPE exportd_jobs_finished_total counter" in text
+    assert 'outcome="lease_lost"' not in text  # its own completion is not a lost lease
