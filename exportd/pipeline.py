@@ -150,13 +150,22 @@ async def _parquet(conn: db.Conn, request: Request, sink: Sink, meter: ProgressM
     stream = ParquetStream(columns)
     cursor = await conn.cursor(sql, *request.export_type.args(request.params, request.tenant))
     total = 0
-    while rows := await cursor.fetch(FETCH_ROWS):
-        total += len(rows)
-        # Arrow conversion is CPU work: off the event loop, so the API stays responsive.
-        encoded = await asyncio.to_thread(stream.add, rows)
-        if encoded:
-            await sink.write(encoded)
-        await meter.add(len(rows))
+    # Arrow conversion and Parquet encoding run in a thread (off the event loop, so the API
+    # stays responsive) while the next batch is fetched: one batch in each stage at most.
+    encoding: asyncio.Future[bytes] | None = None
+    try:
+        while rows := await cursor.fetch(FETCH_ROWS):
+            if encoding is not None:
+                await sink.write(await encoding)
+            encoding = asyncio.ensure_future(asyncio.to_thread(stream.add, rows))
+            total += len(rows)
+            await meter.add(len(rows))
+        if encoding is not None:
+            await sink.write(await encoding)
+            encoding = None
+    finally:
+        if encoding is not None:  # failed mid-way: let the thread finish before unwinding
+            await asyncio.gather(encoding, return_exceptions=True)
     await sink.write(await asyncio.to_thread(stream.finish))
     return total
 
