@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck pytest clean
+.PHONY: dev test lint typecheck pytest clean nginx bench-replicas
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) nginx
 	$(BIN)/pytest
+
+# The replica tests put nginx (Debian's nginx-light) in front of exportd; install it if missing.
+nginx:
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || (apt-get update && apt-get install -y nginx-light)
+
+# 2,000 exports through nginx while replicas are killed; results in bench/results/.
+bench-replicas: $(STAMP) nginx
+	$(BIN)/python bench/replica_chaos.py --exports 2000 --replicas 3
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -146,6 +146,7 @@ class ExportRow:
     started_at: datetime | None
     finished_at: datetime | None
     notified_at: datetime | None
+    mail_attempted_at: datetime | None
     expires_at: datetime | None
     version: int
 
@@ -178,6 +179,7 @@ class ExportRow:
             started_at=r["started_at"],
             finished_at=r["finished_at"],
             notified_at=r["notified_at"],
+            mail_attempted_at=r["mail_attempted_at"],
             expires_at=r["expires_at"],
             version=r["version"],
         )
@@ -516,6 +518,30 @@ async def complete_build(
         )
         await conn.execute(INSERT_JOB, "notify", job.export_id, job.tenant, job.max_attempts)
     return True
+
+
+# Fenced claim of the one send: zero rows when the lease is lost or a send was begun before.
+BEGIN_MAIL: Final = """
+UPDATE exports SET mail_attempted_at = now()
+FROM jobs
+WHERE jobs.id = $1 AND jobs.lease_token = $2 AND exports.id = jobs.export_id
+  AND exports.mail_attempted_at IS NULL AND exports.notified_at IS NULL
+RETURNING exports.id"""
+
+
+async def begin_mail(conn: Executor, job: JobRow) -> bool:
+    return await conn.fetchval(BEGIN_MAIL, job.id, job.lease_token) is not None
+
+
+# The SMTP server refused the mail (nothing was delivered): a later attempt may send it.
+MAIL_REFUSED: Final = """
+UPDATE exports SET mail_attempted_at = NULL
+FROM jobs
+WHERE jobs.id = $1 AND jobs.lease_token = $2 AND exports.id = jobs.export_id"""
+
+
+async def mail_refused(conn: Executor, job: JobRow) -> None:
+    await conn.execute(MAIL_REFUSED, job.id, job.lease_token)
 
 
 MARK_NOTIFIED: Final = """

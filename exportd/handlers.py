@@ -41,10 +41,13 @@ Handler = Callable[
 ]
 
 
+def export_prefix(settings: Settings, export: db.ExportRow) -> str:
+    return f"{settings.s3_prefix.strip('/')}/{export.tenant}/{export.id}/"
+
+
 def object_key(settings: Settings, export: db.ExportRow, job: db.JobRow) -> str:
     """Per-claim key: a stale attempt can only ever write (and delete) its own object."""
-    prefix = settings.s3_prefix.strip("/")
-    return f"{prefix}/{export.tenant}/{export.id}/{job.lease_token}/{export.file_name}"
+    return f"{export_prefix(settings, export)}{job.lease_token}/{export.file_name}"
 
 
 async def build(job: db.JobRow, svc: Services, log: structlog.typing.FilteringBoundLogger) -> None:
@@ -96,6 +99,15 @@ async def build(job: db.JobRow, svc: Services, log: structlog.typing.FilteringBo
         await svc.storage.delete(key)
         raise LeaseLost
     log.info("build.succeeded", rows=snapshot.rows, size=stored.size, parts=stored.parts)
+    if job.attempts > 1:  # earlier claims died: remove what they left (files, open uploads)
+        try:
+            removed = await svc.storage.delete_others(export_prefix(svc.settings, export), keep=key)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            # The result stands; this was only litter.
+            log.warning("build.cleanup_failed", error=str(exc))
+        else:
+            if removed:
+                log.info("build.cleaned_up", removed=len(removed))
 
 
 async def notify(job: db.JobRow, svc: Services, log: structlog.typing.FilteringBoundLogger) -> None:
@@ -117,21 +129,33 @@ async def notify(job: db.JobRow, svc: Services, log: structlog.typing.FilteringB
         log.info("notify.expired")
         await db.complete_notify(svc.pool, job)
         return
-    url = await svc.storage.presign_get(export.object_key, ttl)
-    # Last fence before the side effect that cannot be taken back.
-    if not await db.heartbeat(svc.pool, job, svc.settings.lease):
-        raise LeaseLost
-    await svc.mailer.send(
-        ReadyMail(
-            export_id=str(export.id),
-            recipient=export.recipient,
-            file_name=export.file_name,
-            size=export.result_size or 0,
-            rows=export.result_rows or 0,
-            url=url,
-            link_expires_at=now + ttl,
+    if export.mail_attempted_at is not None:
+        # A claim before us began sending and died before recording the outcome: the mail
+        # may have gone out. At most one mail per export, so not again.
+        log.warning("notify.outcome_unknown")
+        await db.fail_job(
+            svc.pool, job, "mail_outcome_unknown", "a replica died while sending the mail"
         )
+        return
+    url = await svc.storage.presign_get(export.object_key, ttl)
+    # The fence before the side effect that cannot be taken back, recorded before it.
+    if not await db.begin_mail(svc.pool, job):
+        raise LeaseLost
+    mail = ReadyMail(
+        export_id=str(export.id),
+        recipient=export.recipient,
+        file_name=export.file_name,
+        size=export.result_size or 0,
+        rows=export.result_rows or 0,
+        url=url,
+        link_expires_at=now + ttl,
     )
+    try:
+        await svc.mailer.send(mail)
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        # No 250 for the message: the server did not take it, so another attempt may.
+        await db.mail_refused(svc.pool, job)
+        raise
     if not await db.complete_notify(svc.pool, job):
         raise LeaseLost
     log.info("notify.sent")

@@ -92,6 +92,24 @@ class Storage:
     async def delete(self, key: str) -> None:
         await self.client.delete_object(Bucket=self.bucket, Key=key)
 
+    async def delete_others(self, prefix: str, *, keep: str) -> list[str]:
+        """Delete every object and abort every upload under `prefix` except `keep`: what
+        attempts that died mid-way left behind. Returns the keys removed."""
+        removed = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                if item["Key"] != keep:
+                    await self.delete(item["Key"])
+                    removed.append(item["Key"])
+        uploads = await self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix)
+        for upload in uploads.get("Uploads", []):
+            await self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+            )
+            removed.append(upload["Key"])
+        return removed
+
 
 class ObjectWriter:
     """Streams bytes into one object: a single PUT if it stays under a part, else multipart.

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import asyncpg
 from conftest import Mailbox
-from helpers import auth, eventually
+from helpers import auth, create, eventually
 from replicas import Replica
 
 from exportd.devstack import EmbeddedPostgres, EmbeddedS3, MailSink
@@ -98,11 +99,16 @@ async def wait_status(
 
 
 async def test_kill_9_mid_build_another_replica_finishes_it(
-    replicas: Any, conn: asyncpg.Connection[asyncpg.Record], mailbox: Mailbox
+    replicas: Any,
+    conn: asyncpg.Connection[asyncpg.Record],
+    mailbox: Mailbox,
+    s3: EmbeddedS3,
+    settings: Any,
 ) -> None:
     first, second = await replicas(2)
     export_id = await post(first, SLOW)
     pid = await owner_pid(conn, export_id)
+    await streamed(conn, export_id, 9 * 1024 * 1024)  # a multipart upload is open
     victim, survivor = (first, second) if pid == first.pid else (second, first)
     assert victim.pid == pid
 
@@ -120,6 +126,12 @@ async def test_kill_9_mid_build_another_replica_finishes_it(
     assert len(mails) == 1
     assert await conn.fetchval("SELECT count(*) FROM jobs") == 0
     assert survivor.running
+    # The dead attempt's open upload was cleaned up by the one that succeeded.
+    client = s3.client()
+    objects = client.list_objects_v2(Bucket=s3.bucket, Prefix=settings.s3_prefix)
+    uploads = client.list_multipart_uploads(Bucket=s3.bucket, Prefix=settings.s3_prefix)
+    assert len(objects.get("Contents", [])) == 1
+    assert uploads.get("Uploads", []) == []
 
 
 async def test_frozen_worker_past_its_lease_writes_nothing_after_waking(
@@ -304,3 +316,39 @@ async def test_sigterm_answers_long_polls_instead_of_cutting_them(replicas: Any)
         assert response.status == 304
         assert response.headers["ETag"] == '"1"'
     assert await replica.wait_exit() == 0
+
+
+async def test_a_mail_whose_sender_died_mid_send_is_not_sent_again(
+    make_client: Any,
+    conn: asyncpg.Connection[asyncpg.Record],
+    mail_sink: MailSink,
+    mailbox: Mailbox,
+) -> None:
+    client = await make_client(max_attempts=20, retry_base=timedelta(seconds=1))
+    mail_sink.down()
+    try:
+        created = await create(client, SMALL)
+        export_id = uuid.UUID(created["id"])
+
+        # Between two refused attempts, stamp the export the way a claim that died inside
+        # the SMTP conversation leaves it: sending begun, outcome never recorded.
+        async def died_mid_send() -> bool:
+            marked = await conn.execute(
+                "UPDATE exports SET mail_attempted_at = now() WHERE id = $1 AND EXISTS ("
+                " SELECT 1 FROM jobs WHERE export_id = $1 AND kind = 'notify'"
+                " AND attempts >= 1 AND lease_token IS NULL)",
+                export_id,
+            )
+            return bool(marked == "UPDATE 1")
+
+        await eventually(died_mid_send, within=30)
+    finally:
+        mail_sink.up()
+
+    await queue_drained(conn)
+    row = await conn.fetchrow("SELECT status, error_code, notified_at FROM exports")
+    assert row is not None
+    assert row["status"] == "succeeded"  # the file is still there to download
+    assert row["error_code"] == "mail_outcome_unknown"
+    assert row["notified_at"] is None
+    assert mailbox.messages() == []
