@@ -664,6 +664,14 @@ def text_columns_query(sql: str, columns: list[tuple[str, bool]]) -> str:
     return f"SELECT {', '.join(exprs)} FROM ({sql}) AS q"
 
 
+# Timestamps with zone come out of COPY in the session's zone: make it UTC (this transaction).
+UTC_SESSION: Final = "SET LOCAL timezone = 'UTC'"
+
+
+async def use_utc(conn: Executor) -> None:
+    await conn.execute(UTC_SESSION)
+
+
 # --- health ---------------------------------------------------------------------
 
 

@@ -100,14 +100,19 @@ async def build(job: db.JobRow, svc: Services, log: structlog.typing.FilteringBo
         raise LeaseLost
     log.info("build.succeeded", rows=snapshot.rows, size=stored.size, parts=stored.parts)
     if job.attempts > 1:  # earlier claims died: remove what they left (files, open uploads)
-        try:
-            removed = await svc.storage.delete_others(export_prefix(svc.settings, export), keep=key)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            # The result stands; this was only litter.
-            log.warning("build.cleanup_failed", error=str(exc))
-        else:
-            if removed:
-                log.info("build.cleaned_up", removed=len(removed))
+        await remove_leftovers(svc, export, key, log)
+
+
+async def remove_leftovers(
+    svc: Services, export: db.ExportRow, key: str, log: structlog.typing.FilteringBoundLogger
+) -> None:
+    try:
+        removed = await svc.storage.delete_others(export_prefix(svc.settings, export), keep=key)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        log.warning("build.cleanup_failed", error=str(exc))  # the result stands: only litter
+    else:
+        if removed:
+            log.info("build.cleaned_up", removed=len(removed))
 
 
 async def notify(job: db.JobRow, svc: Services, log: structlog.typing.FilteringBoundLogger) -> None:

@@ -4,12 +4,14 @@ rows stream, so memory holds one row group, never the table."""
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import queue
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 # A row group ends at this many rows or bytes of Arrow data, whichever comes first: large
@@ -56,6 +58,9 @@ class Column:
 
 class UnsupportedValue(ValueError):
     """A value that the column's Arrow type cannot hold without loss."""
+
+
+FIX_HINT: Final = "cast the column to a fixed type in the catalog SQL (e.g. ::numeric(20,6))"
 
 
 def arrow_type(column: Column, sample: Sequence[Any]) -> pa.DataType:
@@ -107,10 +112,14 @@ class ParquetStream:
         try:
             arrays = [pa.array(v, type=f.type) for v, f in zip(values, self._schema, strict=True)]
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise UnsupportedValue(
-                f"{exc}; cast the column to a fixed type in the catalog SQL (e.g. ::numeric(20,6))"
-            ) from None
-        batch = pa.RecordBatch.from_arrays(arrays, schema=self._schema)
+            raise UnsupportedValue(f"{exc}; {FIX_HINT}") from None
+        return self.add_batch(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
+
+    def add_batch(self, batch: pa.RecordBatch) -> bytes:
+        """Add Arrow data; returns Parquet bytes when a row group was written."""
+        if self._writer is None:
+            self._schema = batch.schema
+            self._writer = pq.ParquetWriter(self._file, self._schema, compression="zstd")
         self._pending.append(batch)
         self._pending_rows += batch.num_rows
         self._pending_bytes += batch.nbytes
@@ -165,3 +174,113 @@ class _Spool(io.RawIOBase):
         data = b"".join(self._chunks)
         self._chunks.clear()
         return data
+
+
+# --- the fast path: PostgreSQL's CSV parsed by Arrow's C++ reader --------------------------
+
+# Types whose CSV text Arrow parses faithfully (timestamptz once the session is in UTC).
+_CSV_TYPES: Final[dict[str, pa.DataType]] = {
+    **{t: _SCALARS[t] for t in ("bool", "int2", "int4", "int8", "oid", "float4", "float8")},
+    **{t: _SCALARS[t] for t in ("date", "timestamp", "timestamptz")},
+    **{t: pa.string() for t in (*_AS_TEXT, "text", "varchar", "bpchar", "name", "char")},
+    **{t: pa.string() for t in ("citext", "json", "jsonb", "xml")},
+    "numeric": pa.string(),  # read as text, then cast to decimal with the observed scale
+}
+# Arrow's CSV block: with quoted newlines allowed it holds a few blocks at once, so keep it
+# small (4 MiB blocks put the memory test ~30 MiB over its bound).
+CSV_BLOCK: Final = 1024 * 1024
+
+
+def csv_types(columns: Sequence[Column]) -> dict[str, pa.DataType] | None:
+    """Arrow types to read the query's CSV with, or None when the fast path cannot take it
+    (arrays, binary, intervals, other types; duplicate column names)."""
+    names = [c.name for c in columns]
+    if len(set(names)) != len(names) or any(c.is_array for c in columns):
+        return None
+    if any(c.pg_type not in _CSV_TYPES for c in columns):
+        return None
+    return {c.name: _CSV_TYPES[c.pg_type] for c in columns}
+
+
+class ChunkPipe(io.RawIOBase):
+    """A blocking file for a reader thread, fed chunk by chunk from the event loop."""
+
+    def __init__(self, depth: int = 4) -> None:
+        super().__init__()
+        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(depth)
+        self._current = memoryview(b"")
+        self._eof = False
+
+    def put(self, item: bytes | BaseException | None) -> None:
+        """Feed a chunk; None ends the stream, an exception makes the reader fail."""
+        self._queue.put(item)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._current and not self._eof:
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            if item is None:
+                self._eof = True
+            else:
+                self._current = memoryview(item)
+        size = min(len(buffer), len(self._current))
+        buffer[:size] = self._current[:size]
+        self._current = self._current[size:]
+        return size
+
+
+def encode_csv(
+    columns: Sequence[Column],
+    types: dict[str, pa.DataType],
+    source: ChunkPipe,
+    emit: Callable[[bytes], None],
+) -> None:
+    """Read PostgreSQL CSV (with header) from `source`, write Parquet to `emit`. Runs in a
+    worker thread: parsing and encoding are C++, so the event loop carries on beside it."""
+    reader = pacsv.open_csv(
+        io.BufferedReader(source, CSV_BLOCK),
+        read_options=pacsv.ReadOptions(block_size=CSV_BLOCK, use_threads=False),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=types,
+            true_values=["t"],
+            false_values=["f"],
+            null_values=[""],  # PostgreSQL writes NULL unquoted and empty text as ""
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    stream = ParquetStream(columns)
+    numeric = [c.name for c in columns if c.pg_type == "numeric"]
+    decimals: dict[str, pa.DataType] = {}
+    for batch in reader:
+        if numeric:
+            if not decimals:
+                decimals = {name: _decimal_type(batch.column(name)) for name in numeric}
+            batch = _cast(batch, decimals)
+        emit(stream.add_batch(batch))
+    emit(stream.finish())
+
+
+def _decimal_type(text: pa.Array[Any]) -> pa.DataType:
+    """decimal128(38, s) with s the most decimal places among these values."""
+    scale = 0
+    for value in text.to_pylist():
+        if value and "." in value:
+            scale = max(scale, len(value) - value.index(".") - 1)
+    return pa.decimal128(38, min(scale, 37))
+
+
+def _cast(batch: pa.RecordBatch, decimals: dict[str, pa.DataType]) -> pa.RecordBatch:
+    try:
+        arrays = [
+            batch.column(i).cast(decimals[name]) if name in decimals else batch.column(i)
+            for i, name in enumerate(batch.schema.names)
+        ]
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise UnsupportedValue(f"{exc}; {FIX_HINT}") from None
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)

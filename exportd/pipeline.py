@@ -18,8 +18,8 @@ from typing import Any, Final, Protocol
 
 from exportd import db
 from exportd.catalog import ExportType, HookContext
-from exportd.formats import Sink, sink_for
-from exportd.parquet import Column, ParquetStream, to_text
+from exportd.formats import CHUNK, Sink, sink_for
+from exportd.parquet import ChunkPipe, Column, ParquetStream, csv_types, encode_csv, to_text
 from exportd.storage import ObjectWriter
 
 UTF8_BOM: Final = b"\xef\xbb\xbf"
@@ -141,9 +141,69 @@ async def _copy(conn: db.Conn, request: Request, sink: Sink, meter: ProgressMete
 
 
 async def _parquet(conn: db.Conn, request: Request, sink: Sink, meter: ProgressMeter) -> int:
-    """Parquet through a server-side cursor: one row group in memory at a time."""
+    """Parquet: from COPY's CSV through Arrow's C++ reader when every column's type allows
+    (the fast path), else through a cursor and Python values."""
     sql = request.export_type.positional_sql
     columns = await _columns(conn, sql)
+    types = csv_types(columns)
+    if types is not None:
+        return await _parquet_from_csv(conn, request, sink, meter, columns, types)
+    return await _parquet_from_rows(conn, request, sink, meter, columns)
+
+
+async def _parquet_from_csv(
+    conn: db.Conn,
+    request: Request,
+    sink: Sink,
+    meter: ProgressMeter,
+    columns: list[Column],
+    types: dict[str, Any],
+) -> int:
+    """COPY streams CSV into a pipe; a worker thread parses it with Arrow and writes Parquet
+    row groups back to the sink. The pipe and the sink both block when full (backpressure)."""
+    await db.use_utc(conn)
+    loop = asyncio.get_running_loop()
+    pipe = ChunkPipe()
+
+    def emit(data: bytes) -> None:  # called from the worker thread
+        if data:
+            asyncio.run_coroutine_threadsafe(sink.write(data), loop).result()
+
+    encoder = asyncio.ensure_future(asyncio.to_thread(encode_csv, columns, types, pipe, emit))
+    pending: list[bytes] = []
+    buffered = 0
+
+    async def chunk(data: bytes) -> None:
+        nonlocal buffered
+        pending.append(data)
+        buffered += len(data)
+        if buffered >= CHUNK:
+            await asyncio.to_thread(pipe.put, b"".join(pending))
+            pending.clear()
+            buffered = 0
+        await meter.add(data.count(b"\n"))
+
+    args = request.export_type.args(request.params, request.tenant)
+    try:
+        status = await conn.copy_from_query(
+            request.export_type.positional_sql, *args, output=chunk, format="csv", header=True
+        )
+        await asyncio.to_thread(pipe.put, b"".join(pending))
+        await asyncio.to_thread(pipe.put, None)
+        await encoder
+    except BaseException:
+        # Unblock the reader thread with an error, and let it end before unwinding.
+        await asyncio.to_thread(pipe.put, ConnectionAbortedError("export stopped"))
+        await asyncio.gather(encoder, return_exceptions=True)
+        raise
+    return int(status.split()[-1])
+
+
+async def _parquet_from_rows(
+    conn: db.Conn, request: Request, sink: Sink, meter: ProgressMeter, columns: list[Column]
+) -> int:
+    """Parquet through a server-side cursor: one row group in memory at a time."""
+    sql = request.export_type.positional_sql
     if any(to_text(c) for c in columns):
         sql = db.text_columns_query(sql, [(c.name, to_text(c)) for c in columns])
         columns = [Column(c.name, "text", False, None) if to_text(c) else c for c in columns]
