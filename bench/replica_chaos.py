@@ -115,13 +115,9 @@ async def run(
         host="127.0.0.1",
         jwt_secret=JWT_SECRET,
         jwt_audience=AUDIENCE,
-        s3_bucket=s3.bucket,
-        s3_endpoint_url=s3.endpoint_url,
-        s3_access_key_id=s3.access_key,
-        s3_secret_access_key=s3.secret_key,
+        **s3.settings(),
+        **sink.settings(),
         s3_prefix=f"chaos-{uuid.uuid4().hex[:8]}",
-        smtp_host=sink.host,
-        smtp_port=sink.port,
         max_wait=timedelta(seconds=30),
     )
     env = replica_env(settings, args.workers)

@@ -140,6 +140,15 @@ class EmbeddedS3:
         self._process = _launch(self._args, self._env, self.log_path)
         self._wait_ready()
 
+    def settings(self) -> dict[str, Any]:
+        """The Settings fields that point exportd at this server."""
+        return {
+            "s3_bucket": self.bucket,
+            "s3_endpoint_url": self.endpoint_url,
+            "s3_access_key_id": self.access_key,
+            "s3_secret_access_key": self.secret_key,
+        }
+
     def client(self) -> Any:
         return boto3.client(
             "s3",
@@ -219,6 +228,10 @@ class MailSink:
         self.host = "127.0.0.1"
         self._recorder = _Recorder(mail_dir)
         self._controller = Controller(self._recorder, hostname=self.host, port=self.port)
+
+    def settings(self) -> dict[str, Any]:
+        """The Settings fields that point exportd at this sink."""
+        return {"smtp_host": self.host, "smtp_port": self.port}
 
     @property
     def messages(self) -> list[EmailMessage]:

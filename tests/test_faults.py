@@ -98,6 +98,17 @@ async def wait_status(
             await asyncio.sleep(0.1)
 
 
+async def building_on_one_of_two(
+    replicas: Any, conn: asyncpg.Connection[asyncpg.Record]
+) -> tuple[Replica, Replica, str]:
+    """Two replicas and a slow export mid-build, a multipart upload open: (owner, other, id)."""
+    first, second = await replicas(2)
+    export_id = await post(first, SLOW)
+    pid = await owner_pid(conn, export_id)
+    await streamed(conn, export_id, 9 * 1024 * 1024)
+    return (first, second, export_id) if pid == first.pid else (second, first, export_id)
+
+
 async def test_kill_9_mid_build_another_replica_finishes_it(
     replicas: Any,
     conn: asyncpg.Connection[asyncpg.Record],
@@ -105,12 +116,7 @@ async def test_kill_9_mid_build_another_replica_finishes_it(
     s3: EmbeddedS3,
     settings: Any,
 ) -> None:
-    first, second = await replicas(2)
-    export_id = await post(first, SLOW)
-    pid = await owner_pid(conn, export_id)
-    await streamed(conn, export_id, 9 * 1024 * 1024)  # a multipart upload is open
-    victim, survivor = (first, second) if pid == first.pid else (second, first)
-    assert victim.pid == pid
+    victim, survivor, export_id = await building_on_one_of_two(replicas, conn)
 
     await victim.kill()
 
@@ -141,11 +147,7 @@ async def test_frozen_worker_past_its_lease_writes_nothing_after_waking(
     s3: EmbeddedS3,
     settings: Any,
 ) -> None:
-    first, second = await replicas(2)
-    export_id = await post(first, SLOW)
-    pid = await owner_pid(conn, export_id)
-    frozen = first if pid == first.pid else second
-    await streamed(conn, export_id, 9 * 1024 * 1024)  # mid-build, a multipart upload open
+    frozen, _, export_id = await building_on_one_of_two(replicas, conn)
     frozen.signal(signal.SIGSTOP)
     try:
         await wait_status(conn, [export_id], "succeeded")
