@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck pytest clean nginx bench-replicas
+.PHONY: dev test lint typecheck pytest clean nginx zstd bench bench-quick bench-replicas
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,18 @@ pytest: $(STAMP) nginx
 # The replica tests put nginx (Debian's nginx-light) in front of exportd; install it if missing.
 nginx:
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || (apt-get update && apt-get install -y nginx-light)
+
+# Export speed against COPY and a user's script, same query, one run: ~1.2 GB of CSV.
+bench: $(STAMP) zstd
+	$(BIN)/python bench/export_bench.py --rows 10000000
+
+# The same at 300,000 rows, under a minute.
+bench-quick: $(STAMP) zstd
+	$(BIN)/python bench/export_bench.py --rows 300000
+
+# The benchmark's `COPY | zstd -1` baseline needs the zstd command (Debian package).
+zstd:
+	command -v zstd >/dev/null || (apt-get update && apt-get install -y zstd)
 
 # 2,000 exports through nginx while replicas are killed; results in bench/results/.
 bench-replicas: $(STAMP) nginx
