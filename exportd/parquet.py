@@ -3,6 +3,7 @@ rows stream, so memory holds one row group, never the table."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import queue
 from collections.abc import Callable, Sequence
@@ -14,11 +15,17 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+# Arrow's default allocator (mimalloc) keeps what a long export frees for reuse, and RSS
+# climbs with it; jemalloc told to return memory at once keeps it flat.
+with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemalloc
+    pa.set_memory_pool(pa.jemalloc_memory_pool())
+    pa.jemalloc_set_decay_ms(0)
+
 # A row group ends at this many rows or bytes of Arrow data, whichever comes first: large
 # enough for good compression and fast scans, small enough that memory stays flat even
 # for wide rows.
 ROW_GROUP_ROWS: Final = 100_000
-ROW_GROUP_BYTES: Final = 16 * 1024 * 1024
+ROW_GROUP_BYTES: Final = 8 * 1024 * 1024
 
 _SCALARS: Final[dict[str, pa.DataType]] = {
     "bool": pa.bool_(),
