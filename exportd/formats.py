@@ -32,7 +32,7 @@ COMPRESSIONS: Final = {
 # Parquet compresses its pages itself (zstd); wrapping the file would only hide its footer.
 SELF_COMPRESSED: Final = frozenset({"parquet"})
 GZIP_LEVEL: Final = 1  # the speed/size point of `gzip -1`: exports are built once, read once
-ZSTD_LEVEL: Final = 3
+ZSTD_LEVEL: Final = 1  # likewise `zstd -1`
 CHUNK: Final = 1024 * 1024  # compress in 1 MiB pieces: few thread hops, bounded memory
 DEPTH: Final = 4  # pieces queued for the compressor before the reader waits
 
