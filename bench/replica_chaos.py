@@ -95,13 +95,7 @@ def replica_env(settings: Settings, workers: int) -> dict[str, str]:
 
 
 async def prepare_database(pg: EmbeddedPostgres) -> str:
-    admin = await asyncpg.connect(pg.uri)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {DATABASE}")
-    finally:
-        await admin.close()
-    dsn = pg.dsn(DATABASE)
+    dsn = await pg.recreate_database(DATABASE)
     await migrate(dsn)
     return dsn
 

@@ -17,6 +17,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Self, cast
 
+import asyncpg
 import boto3
 import botocore.exceptions
 from aiosmtpd.controller import Controller
@@ -54,6 +55,16 @@ class EmbeddedPostgres:
 
     def dsn(self, database: str) -> str:
         return cast(str, self._server.get_uri(database=database))
+
+    async def recreate_database(self, name: str) -> str:
+        """Drop (closing its sessions) and create an empty database; its DSN."""
+        admin = await asyncpg.connect(self.uri)
+        try:
+            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            await admin.execute(f"CREATE DATABASE {name}")
+        finally:
+            await admin.close()
+        return self.dsn(name)
 
     def down(self) -> None:
         """Stop the server (fast shutdown: connections are cut), keeping its data."""

@@ -50,13 +50,7 @@ def template_db(pg: EmbeddedPostgres) -> str:
     """A migrated database with the demo data; each test copies it (CREATE DATABASE … TEMPLATE)."""
 
     async def build() -> None:
-        admin = await asyncpg.connect(pg.uri)
-        try:
-            await admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB}")
-            await admin.execute(f"CREATE DATABASE {TEMPLATE_DB}")
-        finally:
-            await admin.close()
-        dsn = pg.dsn(TEMPLATE_DB)
+        dsn = await pg.recreate_database(TEMPLATE_DB)
         await migrate(dsn)
         conn = await asyncpg.connect(dsn)
         try:
