@@ -205,14 +205,16 @@ class ObjectWriter:
         if part_number > MAX_PARTS:
             raise RuntimeError("object exceeds the S3 part limit")
         self._next_part += 1
-        body = self._take()
-        # Hash in part order (off the loop: sha256 releases the GIL on large buffers).
-        await asyncio.to_thread(self._hash.update, body)
-        self._size += len(body)
+        # Wait for a free slot before joining the chunks: while the others upload, this
+        # part is held once (as chunks), not twice (chunks and their join).
         await self._slots.acquire()
         if self._failure is not None:
             self._slots.release()
             raise self._failure
+        body = self._take()
+        # Hash in part order (off the loop: sha256 releases the GIL on large buffers).
+        await asyncio.to_thread(self._hash.update, body)
+        self._size += len(body)
         task = asyncio.create_task(
             self._upload_part(part_number, body), name=f"upload-part-{part_number}"
         )
