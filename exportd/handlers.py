@@ -99,24 +99,27 @@ async def build(job: db.JobRow, svc: Services, log: structlog.typing.FilteringBo
         await svc.storage.delete(key)
         raise LeaseLost
     log.info("build.succeeded", rows=snapshot.rows, size=stored.size, parts=stored.parts)
-    if job.attempts > 1:  # earlier claims died: remove what they left (files, open uploads)
-        await remove_leftovers(svc, export, key, log)
 
 
 async def remove_leftovers(
     svc: Services, export: db.ExportRow, key: str, log: structlog.typing.FilteringBoundLogger
 ) -> None:
+    """Delete what build attempts that died left under the export's prefix (whole files,
+    open uploads). Run by the notify job, so a replica dying right after a build's commit
+    cannot skip it: the job runs again until it completes."""
     try:
         removed = await svc.storage.delete_others(export_prefix(svc.settings, export), keep=key)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-        log.warning("build.cleanup_failed", error=str(exc))  # the result stands: only litter
+        log.warning("notify.cleanup_failed", error=str(exc))  # the result stands: only litter
     else:
         if removed:
-            log.info("build.cleaned_up", removed=len(removed))
+            log.info("notify.cleaned_up", removed=len(removed))
 
 
 async def notify(job: db.JobRow, svc: Services, log: structlog.typing.FilteringBoundLogger) -> None:
     export = await db.get_export_by_id(svc.pool, job.export_id)
+    if export is not None and export.object_key is not None and export.attempts > 1:
+        await remove_leftovers(svc, export, export.object_key, log)
     if (
         export is None
         or export.status != "succeeded"
