@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import shutil
 import signal
@@ -38,9 +37,9 @@ sys.path.insert(0, str(ROOT / "tests"))  # the scenario, nginx and replica helpe
 import test_replicas as scenario  # noqa: E402
 from helpers import AUDIENCE, JWT_SECRET  # noqa: E402
 from loadbalancer import LoadBalancer, nginx_binary  # noqa: E402
-from replicas import Replica  # noqa: E402
+from replicas import Replica, fleet_env  # noqa: E402
 
-from exportd.config import Settings, as_env  # noqa: E402
+from exportd.config import Settings  # noqa: E402
 from exportd.devstack import EmbeddedPostgres, EmbeddedS3, MailSink, free_port  # noqa: E402
 from exportd.migrations import migrate  # noqa: E402
 
@@ -80,18 +79,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def replica_env(settings: Settings, workers: int) -> dict[str, str]:
-    """What the test's `replicas` fixture gives its processes: short leases and sweeps, so a
-    killed replica's jobs come back within seconds."""
-    return as_env(settings) | {
-        "EXPORTD_LOG_FORMAT": "json",
-        "EXPORTD_LEASE_S": "3",
-        "EXPORTD_SWEEP_INTERVAL_S": "0.5",
-        "EXPORTD_RETRY_BASE_S": "0.2",
-        "EXPORTD_RETRY_MAX_S": "2",
-        "PATH": os.environ["PATH"],
-        **scenario.REPLICA_ENV,
-        "EXPORTD_WORKERS": str(workers),
-    }
+    """What the test's `replicas` fixture gives its processes, with the scenario's settings."""
+    return fleet_env(settings) | scenario.REPLICA_ENV | {"EXPORTD_WORKERS": str(workers)}
 
 
 async def prepare_database(pg: EmbeddedPostgres) -> str:

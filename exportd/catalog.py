@@ -17,9 +17,10 @@ PARAM_TYPES: Final = ("string", "int", "date", "timestamp", "bool", "enum")
 FORMATS: Final = ("csv", "jsonl", "parquet")
 TENANT: Final = "tenant"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-# A :name placeholder outside quotes and not part of a ::cast.
-_PLACEHOLDER = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|(?<![:\w]):([a-z_][a-z0-9_]*)""")
-_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")  # literals and quoted names
+# Quoted text, and a :name placeholder outside it and not part of a ::cast.
+_QUOTED_SRC = r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\""  # string literals and quoted names
+_QUOTED = re.compile(_QUOTED_SRC)
+_PLACEHOLDER = re.compile(_QUOTED_SRC + r"|(?<![:\w]):([a-z_][a-z0-9_]*)")
 _INT_RANGE: Final = (-(2**63), 2**63 - 1)
 
 

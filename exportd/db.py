@@ -631,7 +631,12 @@ JSONL_QUOTE: Final = "\x01"
 
 # A text cell a spreadsheet would run as a formula (OWASP "CSV injection") starts with one
 # of = + - @ tab CR; it is prefixed with a single quote.
-FORMULA_TEST: Final = "left({col}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r')"
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_TEST: Final = (
+    "left({col}, 1) IN ("
+    + ", ".join("E'" + s.replace("\t", "\\t").replace("\r", "\\r") + "'" for s in FORMULA_STARTS)
+    + ")"
+)
 _TEXT_TYPES: Final = frozenset({"text", "varchar", "bpchar", "name", "citext", "char"})
 
 

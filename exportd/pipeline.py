@@ -23,7 +23,6 @@ from exportd.parquet import ChunkPipe, Column, ParquetStream, csv_types, encode_
 from exportd.storage import ObjectWriter
 
 UTF8_BOM: Final = b"\xef\xbb\xbf"
-FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")  # as db.FORMULA_TEST, for hook rows
 FETCH_ROWS: Final = 5_000  # rows per cursor round trip on the Parquet path
 
 Progress = Callable[[int, int], Awaitable[None]]
@@ -317,7 +316,7 @@ def _hook_column(name: str, pg_type: str) -> Column:
 
 
 def _formula_safe(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
+    if isinstance(value, str) and value[:1] in db.FORMULA_STARTS:
         return "'" + value
     return value
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import tempfile
 import uuid
@@ -18,11 +17,11 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from helpers import AUDIENCE, JWT_SECRET
-from replicas import Replica
+from replicas import Replica, fleet_env
 
 from exportd.app import Role, create_app
 from exportd.catalog import Catalog
-from exportd.config import Settings, as_env
+from exportd.config import Settings
 from exportd.dev import DEMO_DIR
 from exportd.devstack import EmbeddedPostgres, EmbeddedS3, MailSink, free_port
 from exportd.migrations import migrate
@@ -182,15 +181,7 @@ async def client(make_client: Callable[..., Any]) -> TestClient[Any, Any]:
 async def replicas(settings: Settings, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     """Start `exportd serve` processes sharing this test's database, bucket prefix and sink."""
     started: list[Replica] = []
-    base = as_env(settings) | {
-        "EXPORTD_LOG_FORMAT": "json",
-        "EXPORTD_LEASE_S": "3",
-        "EXPORTD_SWEEP_INTERVAL_S": "0.5",
-        "EXPORTD_RETRY_BASE_S": "0.2",
-        "EXPORTD_RETRY_MAX_S": "2",
-        "PATH": os.environ["PATH"],
-        "PYTHONPATH": str(TESTS_DIR),  # the hook module lives beside the tests
-    }
+    base = fleet_env(settings)
 
     async def start(count: int = 1, role: str = "all", **env: str) -> list[Replica]:
         batch = []

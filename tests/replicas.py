@@ -14,7 +14,24 @@ from pathlib import Path
 
 import aiohttp
 
+from exportd.config import Settings, as_env
+
 EXPORTD = str(Path(sys.executable).parent / "exportd")
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def fleet_env(settings: Settings) -> dict[str, str]:
+    """The environment of `exportd serve` processes in fault runs: short leases and sweeps,
+    so a killed replica's jobs come back within seconds."""
+    return as_env(settings) | {
+        "EXPORTD_LOG_FORMAT": "json",
+        "EXPORTD_LEASE_S": "3",
+        "EXPORTD_SWEEP_INTERVAL_S": "0.5",
+        "EXPORTD_RETRY_BASE_S": "0.2",
+        "EXPORTD_RETRY_MAX_S": "2",
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(TESTS_DIR),  # the hook module lives beside the tests
+    }
 
 
 @dataclass(frozen=True)
