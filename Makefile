@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,test]'
 	touch $(STAMP)
 
 dev: $(STAMP)
@@ -20,6 +20,7 @@ test: lint typecheck pytest
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -33,11 +34,11 @@ nginx:
 
 # Export speed against COPY and a user's script, same query, one run: ~1.2 GB of CSV.
 bench: $(STAMP) zstd
-	$(BIN)/python bench/export_bench.py --rows 10000000
+	$(BIN)/python -m bench.export_bench --rows 10000000
 
 # The same at 300,000 rows, under a minute.
 bench-quick: $(STAMP) zstd
-	$(BIN)/python bench/export_bench.py --rows 300000
+	$(BIN)/python -m bench.export_bench --rows 300000
 
 # The benchmark's `COPY | zstd -1` baseline needs the zstd command (Debian package).
 zstd:
@@ -45,7 +46,7 @@ zstd:
 
 # 2,000 exports through nginx while replicas are killed; results in bench/results/.
 bench-replicas: $(STAMP) nginx
-	$(BIN)/python bench/replica_chaos.py --exports 2000 --replicas 3
+	$(BIN)/python -m bench.replica_chaos --exports 2000 --replicas 3
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,4 +1,4 @@
-"""The embedded stack the benchmark runs on: PostgreSQL with the bench table, S3, an SMTP sink."""
+"""What the export benchmark adds to the embedded stack: the bench table and its catalog."""
 
 from __future__ import annotations
 
@@ -7,20 +7,17 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
 import asyncpg
 
-from exportd.catalog import FORMATS
-from exportd.devstack import EmbeddedPostgres, EmbeddedS3, MailSink
-from exportd.migrations import migrate
+from exportd.db.migrate import migrate
+from exportd.dev.stack import Stack, running_stack
+from exportd.export.definition import ALL_FORMATS
 
 BUCKET: Final = "exportd-bench"
-S3_KEY: Final = "exportd-bench"
-S3_SECRET: Final = "exportd-bench-secret-key"
 EXPORT_NAME: Final = "bench_rows"
 QUERY: Final = "SELECT id, n, created_at, label, amount, flag, meta FROM bench.rows ORDER BY id"
 
@@ -62,40 +59,21 @@ CATALOG: Final = f'''# Written by bench/export_bench.py for one run.
 title = "Benchmark rows"
 description = "Every row of bench.rows, in id order."
 tenant_scoped = false
-formats = {json.dumps(list(FORMATS))}
+formats = {json.dumps(list(ALL_FORMATS))}
 sql = """
 {QUERY}
 """
 '''
 
 
-@dataclass(frozen=True, slots=True)
-class Stack:
-    root: Path
-    pg: EmbeddedPostgres
-    s3: EmbeddedS3
-    mail: MailSink
-    catalog_path: Path
-
-    @property
-    def postmaster_pid(self) -> int:
-        return int((self.pg.data_dir / "postmaster.pid").read_text().split()[0])
-
-
 @contextmanager
-def running_stack(root: Path) -> Iterator[Stack]:
-    """Start PostgreSQL, S3 and the mail sink under `root`, migrated; stop them all after."""
-    with ExitStack() as stack:
-        pg = EmbeddedPostgres.start(root / "postgres")
-        stack.callback(pg.stop)
-        s3 = EmbeddedS3.start(root / "s3", bucket=BUCKET, access_key=S3_KEY, secret_key=S3_SECRET)
-        stack.callback(s3.stop)
-        mail = MailSink(root / "mail").start()
-        stack.callback(mail.stop)
-        asyncio.run(migrate(pg.uri))
+def bench_stack(root: Path) -> Iterator[tuple[Stack, Path]]:
+    """The embedded stack under `root`, migrated, with the bench catalog; (stack, catalog)."""
+    with running_stack(root, bucket=BUCKET, mail_dir=root / "mail") as stack:
+        asyncio.run(migrate(stack.pg.uri))
         catalog_path = root / "catalog.toml"
         catalog_path.write_text(CATALOG)
-        yield Stack(root, pg, s3, mail, catalog_path)
+        yield stack, catalog_path
 
 
 def load_rows(dsn: str, rows: int, *, timeout_s: float) -> float:

@@ -1,7 +1,7 @@
 """exportd against the database's COPY limit and a user's script, on the same query, side by side.
 
-    .venv/bin/python bench/export_bench.py --rows 10000000   # make bench (~1.2 GB of CSV)
-    .venv/bin/python bench/export_bench.py --rows 300000     # make bench-quick
+    .venv/bin/python -m bench.export_bench --rows 10000000   # make bench (~1.2 GB of CSV)
+    .venv/bin/python -m bench.export_bench --rows 300000     # make bench-quick
 
 Starts an embedded stack (PostgreSQL, SeaweedFS S3, an SMTP sink) in a temp dir, fills
 bench.rows, starts one real `exportd serve` (1 worker), then runs the variants one at a time,
@@ -39,10 +39,11 @@ from pathlib import Path
 from typing import Any, Final
 
 import psutil
-import report
-from benchstack import Stack, load_rows, running_stack, server_version
-from exportd_runner import ExportdServer
-from measure import (
+
+from bench import report
+from bench.benchstack import bench_stack, load_rows, server_version
+from bench.exportd_runner import start_exportd
+from bench.measure import (
     ExportdContext,
     PipelineContext,
     csv_size,
@@ -50,10 +51,11 @@ from measure import (
     measure_pipeline,
     missing_tool,
 )
-from procstats import MIB, CpuMeter, process_reader, tree_reader
-from variants import VARIANTS, Measurement, Variant
-
+from bench.procstats import MIB, CpuMeter, process_reader, tree_reader
+from bench.variants import VARIANTS, Measurement, Variant
 from exportd.config import Settings
+from exportd.dev.stack import Stack
+from exportd.export.compress import GZIP_LEVEL, ZSTD_LEVEL
 
 BENCH_DIR: Final = Path(__file__).resolve().parent
 REPO_DIR: Final = BENCH_DIR.parent
@@ -121,13 +123,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Not under a 0700 private dir of ours alone: postgres runs as the `pgserver` user.
     root = Path(tempfile.mkdtemp(prefix="exportd-bench-"))
     try:
-        with running_stack(root) as stack:
-            return run(stack, args, variants)
+        with bench_stack(root) as (stack, catalog_path):
+            return run(stack, catalog_path, args, variants)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def run(stack: Stack, args: argparse.Namespace, variants: Sequence[Variant]) -> int:
+def run(
+    stack: Stack, catalog_path: Path, args: argparse.Namespace, variants: Sequence[Variant]
+) -> int:
     started = datetime.now(UTC)
     load_avg = os.getloadavg()
     timeout_s = variant_timeout_s(args.rows)
@@ -140,7 +144,7 @@ def run(stack: Stack, args: argparse.Namespace, variants: Sequence[Variant]) -> 
     with ExitStack() as running:
         ectx = None
         if any(v.kind == "exportd" for v in variants):
-            ectx = start_exportd(stack, args, timeout_s, running)
+            ectx = exportd_context(stack, catalog_path, args, timeout_s, running)
         measure = partial(measure_variant, pctx=pctx, ectx=ectx)
         measurements = run_rounds(variants, measure, args.repeat)
     meta = machine_info(stack, args, started, load_avg, load_s)
@@ -157,24 +161,30 @@ def run(stack: Stack, args: argparse.Namespace, variants: Sequence[Variant]) -> 
 
 def stack_meter(stack: Stack, exportd: int | None = None) -> CpuMeter:
     """CPU of PostgreSQL (all its processes), weed and, when given, the exportd process."""
-    readers = {"postgres": tree_reader(stack.postmaster_pid), "s3": tree_reader(stack.s3.pid)}
+    readers = {"postgres": tree_reader(stack.pg.pid), "s3": tree_reader(stack.s3.pid)}
     if exportd is not None:
         readers["exportd"] = process_reader(exportd)
-    return CpuMeter(readers, roots=(os.getpid(), stack.postmaster_pid))
+    return CpuMeter(readers, roots=(os.getpid(), stack.pg.pid))
 
 
-def start_exportd(
-    stack: Stack, args: argparse.Namespace, timeout_s: float, running: ExitStack
+def exportd_context(
+    stack: Stack,
+    catalog_path: Path,
+    args: argparse.Namespace,
+    timeout_s: float,
+    running: ExitStack,
 ) -> ExportdContext:
     """One `exportd serve` for the whole run (idle while the other variants run)."""
-    server = ExportdServer.for_stack(
-        stack, part_size=args.part_size_mib * MIB, parts_in_flight=args.parts_in_flight
+    server = start_exportd(
+        stack,
+        catalog_path,
+        part_size=args.part_size_mib * MIB,
+        parts_in_flight=args.parts_in_flight,
     )
-    running.enter_context(server)
+    running.callback(server.stop)
     time.sleep(IDLE_SETTLE_S)
     return ExportdContext(
         server=server,
-        token=server.token(),
         meter=stack_meter(stack, exportd=server.pid),
         rss_idle=int(psutil.Process(server.pid).memory_info().rss),
         timeout_s=timeout_s,
@@ -308,12 +318,7 @@ def machine_info(
 
 def exportd_levels() -> str:
     """The compression levels the service uses (the shell variants use gzip -1 and zstd -1)."""
-    try:
-        from exportd import formats
-    except ImportError:
-        return "n/a"
-    gzip, zstd = getattr(formats, "GZIP_LEVEL", "?"), getattr(formats, "ZSTD_LEVEL", "?")
-    return f"gzip {gzip}, zstd {zstd}"
+    return f"gzip {GZIP_LEVEL}, zstd {ZSTD_LEVEL}"
 
 
 def cpu_model() -> str:

@@ -11,18 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from benchstack import QUERY, Stack
-from exportd_runner import (
-    ExportdServer,
-    Rejected,
-    build_seconds,
-    create_export,
-    wait_notified,
-    wait_terminal,
-)
-from pipelines import Stage, run_pipeline
-from procstats import CpuMeter, RssSampler
-from variants import Measurement, Variant
+from bench.benchstack import QUERY
+from bench.exportd_runner import build_seconds, run_export, wait_notified
+from bench.pipelines import Stage, run_pipeline
+from bench.procstats import CpuMeter
+from bench.variants import Measurement, Variant
+from exportd.dev.stack import Stack
+from tests.support.memory import RssSampler
+from tests.support.processes import ExportdProcess
 
 BENCH_DIR: Final = Path(__file__).resolve().parent
 # After a pipeline ends, let the server side finish its bookkeeping (a backend exiting, the
@@ -133,8 +129,7 @@ def csv_size(ctx: PipelineContext) -> int:
 
 @dataclass(frozen=True, slots=True)
 class ExportdContext:
-    server: ExportdServer
-    token: str
+    server: ExportdProcess
     meter: CpuMeter
     rss_idle: int
     timeout_s: float
@@ -144,23 +139,14 @@ def measure_exportd(variant: Variant, ctx: ExportdContext) -> Measurement:
     """POST the export, long-poll until it is terminal; CPU and RSS over that span."""
     before = ctx.meter.read()
     with RssSampler(ctx.server.pid) as rss:
-        started = time.monotonic()
-        try:
-            export_id = create_export(ctx.server, ctx.token, variant.fmt, variant.compression)
-        except Rejected as exc:
-            if exc.code == "unknown_format":
-                return Measurement(variant, "not supported yet", note=exc.detail)
-            raise
-        finished = wait_terminal(
-            ctx.server, ctx.token, export_id, started=started, timeout_s=ctx.timeout_s
-        )
+        finished = run_export(ctx.server, variant.fmt, variant.compression, timeout_s=ctx.timeout_s)
         spent = CpuMeter.spent(before, ctx.meter.read())
     export = finished.export
     if export["status"] != "succeeded":
         error = export.get("error") or {}
         note = f"{export['status']}: {error.get('code')}: {error.get('message')}"
         return Measurement(variant, "failed", note=note)
-    wait_notified(ctx.server, ctx.token, export_id)
+    wait_notified(ctx.server, export["id"])
     result = export["result"]
     return Measurement(
         variant,

@@ -13,7 +13,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import IO, Final
 
-from procstats import reap
+from bench.procstats import reap
 
 CHUNK: Final = 1024 * 1024
 

@@ -1,14 +1,14 @@
 """Replica chaos at scale: N `exportd serve` replicas behind nginx, one killed -9 again and again.
 
-The larger version of tests/test_replicas.py, on its own embedded stack (PostgreSQL, SeaweedFS
-S3, an SMTP sink, all on loopback). A client POSTs the exports through nginx (Idempotency-Key,
-retries) while a replica holding jobs is killed every few seconds and started again on its
-port; then it waits for every export to finish and counts, from the database, S3, the mail
-sink and the replica logs, what happened. Prints the counts and writes them to
-bench/results/replica_chaos-<timestamp>.{json,md}. Bounded in count and time; every process
-it starts is stopped on the way out.
+The larger version of tests/process/test_replicas.py, on its own embedded stack (PostgreSQL,
+SeaweedFS S3, an SMTP sink, all on loopback). A client POSTs the exports through nginx
+(Idempotency-Key, retries) while a replica holding jobs is killed every few seconds and
+started again on its port; then it waits for every export to finish and counts, from the
+database, S3, the mail sink and the replica logs, what happened. Prints the counts and writes
+them to bench/results/replica_chaos-<timestamp>.{json,md}. Bounded in count and time; every
+process it starts is stopped on the way out.
 
-    .venv/bin/python bench/replica_chaos.py --exports 2000 --replicas 3
+    .venv/bin/python -m bench.replica_chaos --exports 2000 --replicas 3
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -31,24 +30,19 @@ from typing import Any, Final
 
 import asyncpg
 
-ROOT: Final = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # the scenario, nginx and replica helpers live there
+from exportd.config import Settings
+from exportd.db.migrate import migrate
+from exportd.dev.servers import free_port
+from exportd.dev.stack import Stack, running_stack
+from tests.support import chaos as scenario
+from tests.support.catalog import CATALOG_PATH, HOOKS
+from tests.support.loadbalancer import LoadBalancer, nginx_binary
+from tests.support.processes import ROOT, ExportdProcess, fleet_env
+from tests.support.tokens import AUDIENCE, JWT_SECRET
 
-import test_replicas as scenario  # noqa: E402
-from helpers import AUDIENCE, JWT_SECRET  # noqa: E402
-from loadbalancer import LoadBalancer, nginx_binary  # noqa: E402
-from replicas import Replica, fleet_env  # noqa: E402
-
-from exportd.config import Settings  # noqa: E402
-from exportd.devstack import EmbeddedPostgres, EmbeddedS3, MailSink, free_port  # noqa: E402
-from exportd.migrations import migrate  # noqa: E402
-
-CATALOG: Final = ROOT / "tests" / "catalog.toml"  # its `numbers` export, as in the test
 RESULTS: Final = ROOT / "bench" / "results"
 DATABASE: Final = "replica_chaos"
 BUCKET: Final = "exportd-chaos"
-S3_KEY: Final = "exportd-chaos"
-S3_SECRET: Final = "exportd-chaos-secret-key"
 MAX_EXPORTS: Final = 20_000
 MAX_REPLICAS: Final = 8
 
@@ -83,23 +77,18 @@ def replica_env(settings: Settings, workers: int) -> dict[str, str]:
     return fleet_env(settings) | scenario.REPLICA_ENV | {"EXPORTD_WORKERS": str(workers)}
 
 
-async def prepare_database(pg: EmbeddedPostgres) -> str:
-    dsn = await pg.recreate_database(DATABASE)
+async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
+    dsn = await stack.pg.recreate_database(DATABASE)
     await migrate(dsn)
-    return dsn
-
-
-async def run(
-    args: argparse.Namespace, root: Path, s3: EmbeddedS3, sink: MailSink, dsn: str
-) -> dict[str, Any]:
+    root, s3, sink = stack.root, stack.s3, stack.mail
     settings = Settings(
+        **stack.settings(),
         database_url=dsn,
-        catalog_path=CATALOG,
+        catalog_path=CATALOG_PATH,
+        catalog_hooks=",".join(HOOKS),
         host="127.0.0.1",
         jwt_secret=JWT_SECRET,
         jwt_audience=AUDIENCE,
-        **s3.settings(),
-        **sink.settings(),
         s3_prefix=f"chaos-{uuid.uuid4().hex[:8]}",
         max_wait=timedelta(seconds=30),
     )
@@ -107,7 +96,7 @@ async def run(
     logs = root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     fleet = [
-        Replica(name=f"r{n}", port=free_port(), env=env, log_path=logs / f"r{n}.log")
+        ExportdProcess.serve(f"r{n}", port=free_port(), env=env, log_path=logs / f"r{n}.log")
         for n in range(1, args.replicas + 1)
     ]
     conn = await asyncpg.connect(dsn)
@@ -150,8 +139,7 @@ async def run(
         wall_s = time.monotonic() - started
         outcome = await scenario.tally(
             conn,
-            s3.client(),
-            s3.bucket,
+            s3,
             settings.s3_prefix,
             sink.messages,
             traffic,
@@ -230,20 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="exportd-replica-chaos-"))
     report: dict[str, Any] = {"verdict": "did not finish"}
     try:
-        with ExitStack() as stack:
-            pg = EmbeddedPostgres.start(root / "pg")
-            stack.callback(pg.stop)
-            s3 = EmbeddedS3.start(
-                root / "s3", bucket=BUCKET, access_key=S3_KEY, secret_key=S3_SECRET
-            )
-            stack.callback(s3.stop)
-            sink = MailSink().start()
-            stack.callback(sink.stop)
+        with running_stack(root, bucket=BUCKET) as stack:
 
             async def bounded() -> dict[str, Any]:
                 async with asyncio.timeout(args.time_limit):
-                    dsn = await prepare_database(pg)
-                    return await run(args, root, s3, sink, dsn)
+                    return await run(args, stack)
 
             report = asyncio.run(bounded())
     finally:

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from procstats import MIB
-from variants import Measurement, matching
+from bench.procstats import MIB
+from bench.variants import Measurement, matching
 
 MB: Final = 1e6
 GB: Final = 1e9

@@ -10,15 +10,14 @@ from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 import asyncpg
-from aiohttp import web
 
-from exportd import db
-from exportd.app import SHUTDOWN_GRACE, Role, create_app
-from exportd.catalog import Catalog
 from exportd.config import Settings
+from exportd.db.migrate import migrate, pending_migrations
+from exportd.db.pool import connect
 from exportd.errors import ConfigError
+from exportd.export.catalog import Catalog
 from exportd.logs import configure_logging
-from exportd.migrations import migrate, pending_migrations
+from exportd.server import serve
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -37,7 +36,7 @@ def load_settings(env: Mapping[str, str]) -> tuple[Settings, Catalog]:
 
 async def check_migrated(dsn: str) -> None:
     try:
-        conn = await db.connect(dsn)
+        conn = await connect(dsn)
     except (OSError, asyncpg.PostgresError) as exc:
         fail(f"cannot connect to EXPORTD_DATABASE_URL: {exc}", 1)
     try:
@@ -50,20 +49,6 @@ async def check_migrated(dsn: str) -> None:
             f"{missing[0].name}); run `exportd migrate` first",
             1,
         )
-
-
-def serve(settings: Settings, catalog: Catalog, *, role: Role, host: str, port: int) -> None:
-    asyncio.run(check_migrated(settings.database_url))
-    app = create_app(settings, catalog, role=role)
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        print=None,
-        access_log=None,
-        # aiohttp waits this long for open requests (long-polls) before cleanup runs.
-        shutdown_timeout=min(settings.max_wait.total_seconds(), SHUTDOWN_GRACE.total_seconds()),
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -80,8 +65,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     if args.command == "dev":
-        from exportd.dev import run_dev  # dev/test-only dependencies live there
-
         run_dev(os.environ, port=args.port, data_dir=args.data_dir)
         return
     if args.command == "migrate":
@@ -98,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     settings, catalog = load_settings(os.environ)
     configure_logging(settings.log_format, settings.log_level)
+    asyncio.run(check_migrated(settings.database_url))
     serve(
         settings,
         catalog,
@@ -105,3 +89,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         host=args.host or settings.host,
         port=args.port or settings.port,
     )
+
+
+def run_dev(env: Mapping[str, str], *, port: int, data_dir: str) -> None:
+    """`exportd dev`: its servers (PostgreSQL, S3, an SMTP sink) come with the dev extra, so
+    the dev stack is imported only when asked for."""
+    try:
+        from exportd.dev.run import run_dev as run_dev_stack
+    except ImportError as exc:
+        fail(f"`exportd dev` needs the dev extra (pip install 'exportd[dev]'): {exc}")
+    run_dev_stack(env, port=port, data_dir=data_dir)

@@ -195,9 +195,13 @@ def env_name(field_name: str) -> str:
 
 def as_env(settings: Settings) -> dict[str, str]:
     """The EXPORTD_* variables that rebuild `settings` (how dev hands itself to a replica)."""
+    return env_for({f.name: getattr(settings, f.name) for f in fields(Settings)})
+
+
+def env_for(values: Mapping[str, Any]) -> dict[str, str]:
+    """The EXPORTD_* variables that set these Settings fields to these values."""
     out: dict[str, str] = {}
-    for f in fields(Settings):
-        value = getattr(settings, f.name)
+    for name, value in values.items():
         if isinstance(value, timedelta):
             seconds = value.total_seconds()
             text = str(int(seconds)) if seconds.is_integer() else repr(seconds)
@@ -205,5 +209,5 @@ def as_env(settings: Settings) -> dict[str, str]:
             text = "true" if value else "false"
         else:
             text = str(value)
-        out[env_name(f.name)] = text
+        out[env_name(name)] = text
     return out

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TypeAlias
 
 import structlog
 
 from exportd.config import LogFormat
+
+# What jobs and subsystems log through: a structlog logger with bound context.
+Log: TypeAlias = structlog.typing.FilteringBoundLogger
 
 
 def configure_logging(fmt: LogFormat, level: str) -> None:

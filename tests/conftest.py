@@ -1,4 +1,5 @@
-"""Real servers for the tests: embedded PostgreSQL, SeaweedFS S3 and an SMTP sink, once per run."""
+"""Fixtures: one stack of real servers per run (PostgreSQL, S3, an SMTP sink), a fresh database
+per test, exportd in-process or as processes. Unit tests use none of them, so start none."""
 
 from __future__ import annotations
 
@@ -7,41 +8,56 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from helpers import AUDIENCE, JWT_SECRET
-from replicas import Replica, fleet_env
 
-from exportd.app import Role, create_app
-from exportd.catalog import Catalog
+from exportd.api.keys import Role
 from exportd.config import Settings
-from exportd.dev import DEMO_DIR
-from exportd.devstack import EmbeddedPostgres, EmbeddedS3, MailSink, free_port
-from exportd.migrations import migrate
+from exportd.dev.demo import load_demo
+from exportd.dev.servers import EmbeddedPostgres, EmbeddedS3, MailSink, free_port
+from exportd.dev.stack import Stack, running_stack
+from exportd.export.catalog import Catalog
+from exportd.server import build_app
+from tests.support.catalog import CATALOG_PATH, HOOKS, load_test_catalog
+from tests.support.mail import Mailbox
+from tests.support.processes import ExportdProcess, fleet_env
+from tests.support.tokens import AUDIENCE, JWT_SECRET
 
-TESTS_DIR = Path(__file__).parent
-CATALOG_PATH = TESTS_DIR / "catalog.toml"
-HOOKS = ("hook_exports",)  # tests/ is on sys.path, so the module imports by name
 TEMPLATE_DB = "exportd_template"
 BUCKET = "exportd-test"
 
 
 @pytest.fixture(scope="session")
-def pg() -> Iterator[EmbeddedPostgres]:
+def stack() -> Iterator[Stack]:
     # Not under pytest's tmp_path: that is private to root (0700), and postgres runs as the
     # `pgserver` user, which must reach its data directory.
-    root = Path(tempfile.mkdtemp(prefix="exportd-test-pg-"))
-    server = EmbeddedPostgres.start(root / "data")
-    yield server
-    server.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    root = Path(tempfile.mkdtemp(prefix="exportd-test-"))
+    try:
+        with running_stack(root, bucket=BUCKET) as servers:
+            yield servers
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg(stack: Stack) -> EmbeddedPostgres:
+    return stack.pg
+
+
+@pytest.fixture(scope="session")
+def s3(stack: Stack) -> EmbeddedS3:
+    return stack.s3
+
+
+@pytest.fixture(scope="session")
+def mail_sink(stack: Stack) -> MailSink:
+    return stack.mail
 
 
 @pytest.fixture(scope="session")
@@ -49,13 +65,7 @@ def template_db(pg: EmbeddedPostgres) -> str:
     """A migrated database with the demo data; each test copies it (CREATE DATABASE … TEMPLATE)."""
 
     async def build() -> None:
-        dsn = await pg.recreate_database(TEMPLATE_DB)
-        await migrate(dsn)
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute((DEMO_DIR / "schema.sql").read_text())
-        finally:
-            await conn.close()
+        await load_demo(await pg.recreate_database(TEMPLATE_DB))
 
     asyncio.run(build())
     return TEMPLATE_DB
@@ -83,44 +93,6 @@ async def conn(dsn: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
     connection = await asyncpg.connect(dsn)
     yield connection
     await connection.close()
-
-
-@pytest.fixture(scope="session")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedS3]:
-    server = EmbeddedS3.start(
-        tmp_path_factory.mktemp("s3"),
-        bucket=BUCKET,
-        access_key="test-key",
-        secret_key="test-secret-key-0123456789",
-    )
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def mail_sink() -> Iterator[MailSink]:
-    sink = MailSink().start()
-    yield sink
-    sink.stop()
-
-
-@dataclass
-class Mailbox:
-    """The mail that arrived during one test."""
-
-    sink: MailSink
-    start: int
-
-    def messages(self) -> list[EmailMessage]:
-        return self.sink.messages[self.start :]
-
-    async def wait_for(self, count: int) -> list[EmailMessage]:
-        """Wait (up to 20 s) until at least `count` messages arrived."""
-        async with asyncio.timeout(20):
-            # The sink's server runs on its own thread and loop: poll rather than await.
-            while len(self.messages()) < count:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-        return self.messages()
 
 
 @pytest.fixture
@@ -151,7 +123,7 @@ def settings(dsn: str, s3: EmbeddedS3, mail_sink: MailSink) -> Settings:
 
 @pytest.fixture(scope="session")
 def catalog() -> Catalog:
-    return Catalog.load(CATALOG_PATH, HOOKS)
+    return load_test_catalog()
 
 
 @pytest.fixture
@@ -160,7 +132,7 @@ async def make_client(settings: Settings, catalog: Catalog) -> AsyncIterator[Cal
     clients: list[TestClient[Any, Any]] = []
 
     async def start(role: Role = "all", **overrides: Any) -> TestClient[Any, Any]:
-        app = create_app(replace(settings, **overrides), catalog, role=role)
+        app = build_app(replace(settings, **overrides), catalog, role=role)
         client: TestClient[Any, Any] = TestClient(TestServer(app))
         await client.start_server()
         clients.append(client)
@@ -180,19 +152,15 @@ async def client(make_client: Callable[..., Any]) -> TestClient[Any, Any]:
 @pytest.fixture
 async def replicas(settings: Settings, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     """Start `exportd serve` processes sharing this test's database, bucket prefix and sink."""
-    started: list[Replica] = []
+    started: list[ExportdProcess] = []
     base = fleet_env(settings)
 
-    async def start(count: int = 1, role: str = "all", **env: str) -> list[Replica]:
+    async def start(count: int = 1, role: str = "all", **env: str) -> list[ExportdProcess]:
         batch = []
         for _ in range(count):
             name = f"r{len(started) + 1}"
-            replica = Replica(
-                name=name,
-                port=free_port(),
-                env=base | env,
-                log_path=tmp_path / f"{name}.log",
-                role=role,
+            replica = ExportdProcess.serve(
+                name, port=free_port(), env=base | env, log_path=tmp_path / f"{name}.log", role=role
             )
             started.append(replica)
             batch.append(replica)
@@ -201,5 +169,4 @@ async def replicas(settings: Settings, tmp_path: Path) -> AsyncIterator[Callable
 
     yield start
     for replica in started:
-        if replica.running:
-            await replica.kill()
+        await replica.kill()

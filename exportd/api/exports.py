@@ -1,0 +1,182 @@
+"""/v1/exports: create, read (with long-poll), list and cancel the caller's exports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import structlog
+from aiohttp import web
+
+from exportd.api.intake import parse_create
+from exportd.api.keys import CATALOG, METRICS, SERVICES, SETTINGS
+from exportd.api.render import decode_cursor, encode_cursor, etag, export_json, if_none_match
+from exportd.api.requests import (
+    idempotency_key,
+    identity,
+    parse_export_id,
+    parse_wait,
+    read_json,
+)
+from exportd.db import exports
+from exportd.db.rows import ExportRow
+from exportd.errors import (
+    BadRequest,
+    ExportFinished,
+    ExportNotFound,
+    IdempotencyKeyReused,
+    TooManyQueued,
+)
+from exportd.model import Status
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_PAGE: Final = 20
+QUEUED_RETRY_AFTER_S: Final = 30
+
+routes = web.RouteTableDef()
+
+
+async def render(request: web.Request, export: ExportRow) -> dict[str, Any]:
+    """The export as JSON, with a freshly presigned download link while its file is kept."""
+    url = None
+    if export.status == Status.SUCCEEDED and export.object_key and export.expires_at:
+        remaining = export.expires_at - datetime.now(UTC)
+        if remaining > timedelta(0):
+            ttl = min(request.app[SETTINGS].link_ttl, remaining)
+            url = await request.app[SERVICES].storage.presign_get(export.object_key, ttl)
+    return export_json(export, download_url=url)
+
+
+@routes.post("/v1/exports")
+async def create_export(request: web.Request) -> web.Response:
+    ident = identity(request)
+    body = await read_json(request)
+    settings, pool = request.app[SETTINGS], request.app[SERVICES].pool
+    new = parse_create(
+        body, ident, request.app[CATALOG], allow_recipient=settings.allow_recipient_override
+    )
+    idempotency = idempotency_key(request, ident, body)
+    if await exports.count_queued(pool, ident.tenant) >= settings.tenant_max_queued:
+        raise TooManyQueued(
+            f"tenant has {settings.tenant_max_queued} or more queued exports; retry later",
+            retry_after=QUEUED_RETRY_AFTER_S,
+        )
+    try:
+        export, replayed = await exports.create_export(
+            pool, new, max_attempts=settings.max_attempts, idempotency=idempotency
+        )
+    except exports.IdempotencyConflict:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was already used with a different request body"
+        ) from None
+    if replayed:
+        log.info("export.replayed", export_id=str(export.id))
+    else:
+        log.info("export.created", export_id=str(export.id), export=export.export_name)
+        request.app[METRICS].inc("exportd_exports_created_total")
+    headers = {"Location": f"/v1/exports/{export.id}", "ETag": etag(export)}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return web.json_response(await render(request, export), status=202, headers=headers)
+
+
+@routes.post("/v1/exports/{export_id}/cancel")
+async def cancel_export(request: web.Request) -> web.Response:
+    ident = identity(request)
+    export_id = parse_export_id(request)
+    pool = request.app[SERVICES].pool
+    export = await exports.cancel_export(pool, export_id, ident.tenant, ident.sub)
+    if export is None:
+        export = await exports.get_export(pool, export_id, ident.tenant, ident.sub)
+        if export is None:
+            raise ExportNotFound()
+        if export.status != Status.CANCELED:  # canceling twice is fine; anything else finished
+            raise ExportFinished(f"export is {export.status}; only queued or running ones cancel")
+    else:
+        log.info("export.canceled", export_id=str(export.id))
+    return web.json_response(await render(request, export), headers={"ETag": etag(export)})
+
+
+@routes.get("/v1/exports/{export_id}")
+async def get_export(request: web.Request) -> web.Response:
+    ident = identity(request)
+    export_id = parse_export_id(request)
+    wait, preferred = parse_wait(request)
+    inm = request.headers.get("If-None-Match")
+    services, settings = request.app[SERVICES], request.app[SETTINGS]
+    pool, listener = services.pool, services.listener
+    # Watch before reading, so a change between the read and the wait is not missed.
+    with listener.watch(export_id) as changed:
+        export = await exports.get_export(pool, export_id, ident.tenant, ident.sub)
+        if export is None:
+            raise ExportNotFound()
+        first = export.version
+        deadline = asyncio.get_running_loop().time() + wait
+
+        def settled(row: ExportRow) -> bool:
+            if inm is not None:
+                return not if_none_match(inm, etag(row))
+            return row.terminal or row.version != first
+
+        if wait and not settled(export):
+            log.debug("export.waiting", export_id=str(export_id), wait_s=wait)
+        while not settled(export) and not listener.closing:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            changed.clear()
+            # NOTIFY is a hint; re-read at least every sweep interval in case one was lost.
+            recheck = min(remaining, settings.sweep_interval.total_seconds())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), recheck)
+            fresh = await exports.get_export(pool, export_id, ident.tenant, ident.sub)
+            if fresh is None:
+                raise ExportNotFound()
+            export = fresh
+    headers = {"ETag": etag(export), "Cache-Control": "no-cache"}
+    if preferred:
+        headers["Preference-Applied"] = f"wait={wait:g}"
+    if if_none_match(inm, etag(export)):
+        return web.Response(status=304, headers=headers)
+    return web.json_response(await render(request, export), headers=headers)
+
+
+@routes.get("/v1/exports")
+async def list_exports(request: web.Request) -> web.Response:
+    ident = identity(request)
+    settings = request.app[SETTINGS]
+    try:
+        limit = int(request.query.get("limit", DEFAULT_PAGE))
+    except ValueError:
+        raise BadRequest("limit must be an integer") from None
+    if not 1 <= limit <= settings.page_size_max:
+        raise BadRequest(f"limit must be between 1 and {settings.page_size_max}")
+    status = request.query.get("status")
+    if status is not None and status not in tuple(Status):
+        raise BadRequest(f"unknown status {status!r}")
+    cursor = request.query.get("cursor")
+    rows = await exports.list_exports(
+        request.app[SERVICES].pool,
+        ident.tenant,
+        ident.sub,
+        after=decode_cursor(cursor) if cursor else None,
+        status=status,
+        limit=limit + 1,
+    )
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = encode_cursor(page[-1]) if more else None
+    headers = {}
+    if next_cursor:
+        query = {
+            "cursor": next_cursor,
+            "limit": str(limit),
+            **({"status": status} if status else {}),
+        }
+        headers["Link"] = f'<{request.rel_url.with_query(query)}>; rel="next"'
+    return web.json_response(
+        {"items": [await render(request, e) for e in page], "next_cursor": next_cursor},
+        headers=headers,
+    )

@@ -1,0 +1,91 @@
+"""Middleware: a request id and metrics for every request, and errors as problem+json."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import structlog
+from aiohttp import web
+
+from exportd.api.keys import METRICS
+from exportd.db.pool import is_unavailable
+from exportd.errors import (
+    BadRequest,
+    ExportdError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+)
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_JSON: Final = "application/problem+json"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def log_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    response = await handler(request)
+    response.headers["X-Request-ID"] = request_id
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    request.app[METRICS].inc(
+        "exportd_http_requests_total", route=route, status=str(response.status)
+    )
+    return response
+
+
+def problem(error: ExportdError, request: web.Request) -> web.Response:
+    body: dict[str, Any] = {
+        "type": f"urn:exportd:problem:{error.code}",
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        "code": error.code,
+        "instance": request.path,
+        **error.extra,
+    }
+    response = web.json_response(body, status=error.status, content_type=PROBLEM_JSON)
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="exportd"'
+    if error.status == 503:
+        response.headers["Retry-After"] = "2"
+    if "retry_after" in error.extra:
+        response.headers["Retry-After"] = str(error.extra["retry_after"])
+    return response
+
+
+_HTTP_ERRORS: Final[dict[int, type[ExportdError]]] = {
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
+}
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ExportdError as exc:
+        return problem(exc, request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        error_type = _HTTP_ERRORS.get(exc.status, BadRequest)
+        response = problem(error_type(exc.reason), request)
+        if "Allow" in exc.headers:  # a 405 must say what is allowed (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except Exception as exc:
+        if is_unavailable(exc):
+            log.warning("request.unavailable", error=f"{type(exc).__name__}: {exc}")
+            return problem(ServiceUnavailable("a backing service is unavailable; retry"), request)
+        log.exception("request.failed")
+        return problem(ExportdError("unexpected error; it has been logged"), request)

@@ -1,0 +1,180 @@
+"""The queue: claim with SKIP LOCKED, heartbeats, and every write fenced by the lease token."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Final
+
+from exportd.db.pool import Executor, Pool
+from exportd.db.rows import BuildResult, JobRow
+from exportd.model import JobKind
+
+# A job goes in with the row it works on; its INSERT trigger NOTIFYs on commit.
+INSERT_JOB: Final = """
+INSERT INTO jobs (kind, export_id, tenant, max_attempts) VALUES ($1, $2, $3, $4)"""
+
+CLAIM_JOBS: Final = """
+-- running: builds per tenant under a live lease (few rows: at most the fleet's workers)
+WITH running AS (
+    SELECT tenant, count(*) AS n FROM jobs
+    WHERE lease_token IS NOT NULL AND kind = 'build' AND ready_at > now()
+    GROUP BY tenant
+),
+-- next: claimable rows (due, or lease expired) in FIFO order that no other replica holds,
+-- skipping builds of tenants already at their cap ($4); $2 = free worker slots
+next AS (
+    SELECT id FROM jobs
+    WHERE ready_at <= now()
+      AND (kind <> 'build' OR tenant NOT IN (SELECT tenant FROM running WHERE n >= $4))
+    ORDER BY ready_at, id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+),
+-- ranked: within one batch too, a tenant gets no more builds than its cap leaves room for
+ranked AS (
+    SELECT jobs.id, jobs.kind, coalesce(running.n, 0) AS n,
+           row_number() OVER (PARTITION BY jobs.tenant, jobs.kind ORDER BY jobs.ready_at, jobs.id)
+               AS rn
+    FROM jobs JOIN next ON next.id = jobs.id LEFT JOIN running ON running.tenant = jobs.tenant
+),
+-- claimed: a fresh lease token fences every later write; the attempt counts now, so a
+-- job whose replica dies mid-run still runs out of attempts
+claimed AS (
+    UPDATE jobs SET lease_owner = $1, lease_token = gen_random_uuid(),
+                    ready_at = now() + $3::interval, attempts = jobs.attempts + 1
+    FROM ranked
+    WHERE jobs.id = ranked.id AND (ranked.kind <> 'build' OR ranked.n + ranked.rn <= $4)
+    RETURNING jobs.*
+),
+-- started: a build's export shows running and its attempt count
+started AS (
+    UPDATE exports SET status = 'running', attempts = claimed.attempts,
+                       started_at = coalesce(exports.started_at, now()),
+                       version = exports.version + 1
+    FROM claimed
+    WHERE exports.id = claimed.export_id AND claimed.kind = 'build'
+      AND exports.status IN ('queued', 'running')
+)
+SELECT * FROM claimed"""
+
+
+async def claim_jobs(
+    conn: Executor, owner: str, free: int, lease: timedelta, *, tenant_cap: int
+) -> list[JobRow]:
+    records = await conn.fetch(CLAIM_JOBS, owner, free, lease, tenant_cap)
+    return [JobRow.from_record(r) for r in records]
+
+
+# Extends the lease; zero rows means another replica owns the job now.
+HEARTBEAT: Final = """
+UPDATE jobs SET ready_at = now() + $3::interval WHERE id = $1 AND lease_token = $2"""
+
+
+async def heartbeat(conn: Executor, job: JobRow, lease: timedelta) -> bool:
+    return await conn.execute(HEARTBEAT, job.id, job.lease_token, lease) == "UPDATE 1"
+
+
+UPDATE_PROGRESS: Final = """
+UPDATE exports SET progress_rows = $3, progress_bytes = $4, version = exports.version + 1
+FROM jobs
+WHERE jobs.id = $1 AND jobs.lease_token = $2 AND exports.id = jobs.export_id
+  AND exports.status = 'running'"""
+
+
+async def update_progress(conn: Executor, job: JobRow, rows: int, size: int) -> bool:
+    return await conn.execute(UPDATE_PROGRESS, job.id, job.lease_token, rows, size) == "UPDATE 1"
+
+
+# What a running worker checks when its export changes: was it canceled?
+EXPORT_CANCELED: Final = "SELECT status = 'canceled' FROM exports WHERE id = $1"
+
+
+async def export_canceled(conn: Executor, export_id: uuid.UUID) -> bool:
+    return bool(await conn.fetchval(EXPORT_CANCELED, export_id))
+
+
+# Fenced delete: the claim that holds the token, and only it, finishes the job.
+DELETE_JOB: Final = "DELETE FROM jobs WHERE id = $1 AND lease_token = $2 RETURNING export_id"
+
+RECORD_RESULT: Final = """
+UPDATE exports SET status = 'succeeded', object_key = $2, result_size = $3, result_rows = $4,
+                   result_sha256 = $5, content_type = $6, as_of = $7,
+                   progress_rows = $4, progress_bytes = $3, error_code = NULL,
+                   error_message = NULL, finished_at = now(), expires_at = now() + $8::interval,
+                   version = version + 1
+WHERE id = $1"""
+
+
+async def complete_build(
+    pool: Pool, job: JobRow, result: BuildResult, *, retention: timedelta
+) -> bool:
+    """Record the result, delete the build job and enqueue notify, all or nothing."""
+    async with pool.acquire() as conn, conn.transaction():
+        if await conn.fetchval(DELETE_JOB, job.id, job.lease_token) is None:
+            return False
+        await conn.execute(
+            RECORD_RESULT,
+            job.export_id,
+            result.object_key,
+            result.size,
+            result.rows,
+            result.sha256,
+            result.content_type,
+            result.as_of,
+            retention,
+        )
+        await conn.execute(INSERT_JOB, JobKind.NOTIFY, job.export_id, job.tenant, job.max_attempts)
+    return True
+
+
+# Back off: the job becomes claimable at $3; its export shows the error meanwhile.
+RETRY_JOB: Final = """
+WITH retried AS (
+    UPDATE jobs SET lease_owner = NULL, lease_token = NULL, last_error_code = $4,
+                    ready_at = now() + $3::interval
+    WHERE id = $1 AND lease_token = $2
+    RETURNING export_id, kind
+)
+UPDATE exports SET status = CASE WHEN retried.kind = 'build' THEN 'queued' ELSE exports.status END,
+                   error_code = $4, error_message = $5, version = exports.version + 1
+FROM retried WHERE exports.id = retried.export_id
+RETURNING exports.id"""
+
+
+async def retry_job(conn: Executor, job: JobRow, delay: timedelta, code: str, message: str) -> bool:
+    return await conn.fetchval(RETRY_JOB, job.id, job.lease_token, delay, code, message) is not None
+
+
+FAIL_EXPORT: Final = """
+UPDATE exports SET status = CASE WHEN $2 = 'build' THEN 'failed' ELSE status END,
+                   error_code = $3, error_message = $4,
+                   finished_at = CASE WHEN $2 = 'build' THEN now() ELSE finished_at END,
+                   version = version + 1
+WHERE id = $1"""
+
+
+async def fail_job(pool: Pool, job: JobRow, code: str, message: str) -> bool:
+    """Give up on the job: delete it and record the error on its export."""
+    async with pool.acquire() as conn, conn.transaction():
+        if await conn.fetchval(DELETE_JOB, job.id, job.lease_token) is None:
+            return False
+        await conn.execute(FAIL_EXPORT, job.export_id, job.kind, code, message)
+    return True
+
+
+# Hand a job back untouched (shutdown): runnable elsewhere at once, and not an attempt.
+RELEASE_JOB: Final = """
+WITH released AS (
+    UPDATE jobs SET lease_owner = NULL, lease_token = NULL, ready_at = now(),
+                    attempts = greatest(jobs.attempts - 1, 0)
+    WHERE id = $1 AND lease_token = $2
+    RETURNING export_id, kind
+)
+UPDATE exports SET status = 'queued', version = exports.version + 1
+FROM released WHERE exports.id = released.export_id AND released.kind = 'build'
+  AND exports.status = 'running'"""
+
+
+async def release_job(conn: Executor, job: JobRow) -> None:
+    await conn.execute(RELEASE_JOB, job.id, job.lease_token)

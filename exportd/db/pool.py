@@ -1,0 +1,54 @@
+"""Connections and pools, the jsonb codec, and what counts as "the database is away"."""
+
+from __future__ import annotations
+
+import json
+from typing import Final, TypeAlias
+
+import asyncpg
+
+Conn: TypeAlias = (
+    "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+)
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
+# Anything that runs one statement: a connection, or the pool (which borrows one).
+Executor: TypeAlias = "Conn | Pool"
+
+# SQLSTATE classes that say "try again later": connection, rollback (serialization,
+# deadlock), resources, operator intervention (shutdown, restart), system errors.
+TRANSIENT_SQLSTATE_CLASSES: Final = ("08", "40", "53", "57", "58")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the database is away (down, restarting, overloaded) rather than
+    that a statement is wrong: callers back off and retry."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return (exc.sqlstate or "")[:2] in TRANSIENT_SQLSTATE_CLASSES
+    return isinstance(
+        exc, OSError | TimeoutError | asyncpg.InterfaceError | asyncpg.InternalClientError
+    )
+
+
+async def init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Pool `init=` hook: jsonb in and out as Python values."""
+    await conn.set_type_codec(
+        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text"
+    )
+
+
+async def connect(dsn: str) -> asyncpg.Connection[asyncpg.Record]:
+    conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(dsn, timeout=10)
+    await init_connection(conn)
+    return conn
+
+
+async def create_pool(dsn: str, *, min_size: int, max_size: int, codecs: bool = True) -> Pool:
+    """A pool; `codecs=False` for the export source, where jsonb stays text as the server
+    sends it (no parse and re-serialise per value)."""
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=init_connection if codecs else None,
+        command_timeout=60,
+    )

@@ -1,0 +1,130 @@
+"""The rows exportd reads and writes, as frozen dataclasses that name their columns."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Self
+
+import asyncpg
+
+from exportd.model import TERMINAL
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExportRow:
+    id: uuid.UUID
+    tenant: str
+    owner_sub: str
+    recipient: str | None
+    export_name: str
+    params: dict[str, Any]
+    format: str
+    compression: str
+    options: dict[str, Any]
+    file_name: str
+    status: str
+    progress_rows: int
+    progress_bytes: int
+    attempts: int
+    error_code: str | None
+    error_message: str | None
+    object_key: str | None
+    result_size: int | None
+    result_rows: int | None
+    result_sha256: str | None
+    content_type: str | None
+    as_of: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    notified_at: datetime | None
+    mail_attempted_at: datetime | None
+    expires_at: datetime | None
+    version: int
+
+    @classmethod
+    def from_record(cls, r: asyncpg.Record) -> Self:
+        return cls(
+            id=r["id"],
+            tenant=r["tenant"],
+            owner_sub=r["owner_sub"],
+            recipient=r["recipient"],
+            export_name=r["export_name"],
+            params=r["params"],
+            format=r["format"],
+            compression=r["compression"],
+            options=r["options"],
+            file_name=r["file_name"],
+            status=r["status"],
+            progress_rows=r["progress_rows"],
+            progress_bytes=r["progress_bytes"],
+            attempts=r["attempts"],
+            error_code=r["error_code"],
+            error_message=r["error_message"],
+            object_key=r["object_key"],
+            result_size=r["result_size"],
+            result_rows=r["result_rows"],
+            result_sha256=r["result_sha256"],
+            content_type=r["content_type"],
+            as_of=r["as_of"],
+            created_at=r["created_at"],
+            started_at=r["started_at"],
+            finished_at=r["finished_at"],
+            notified_at=r["notified_at"],
+            mail_attempted_at=r["mail_attempted_at"],
+            expires_at=r["expires_at"],
+            version=r["version"],
+        )
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRow:
+    id: int
+    kind: str
+    export_id: uuid.UUID
+    tenant: str
+    attempts: int
+    max_attempts: int
+    lease_token: uuid.UUID
+
+    @classmethod
+    def from_record(cls, r: asyncpg.Record) -> Self:
+        return cls(
+            id=r["id"],
+            kind=r["kind"],
+            export_id=r["export_id"],
+            tenant=r["tenant"],
+            attempts=r["attempts"],
+            max_attempts=r["max_attempts"],
+            lease_token=r["lease_token"],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewExport:
+    id: uuid.UUID
+    tenant: str
+    owner_sub: str
+    recipient: str | None
+    export_name: str
+    params: dict[str, Any]
+    format: str
+    compression: str
+    file_name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuildResult:
+    object_key: str
+    size: int
+    rows: int
+    sha256: str
+    content_type: str
+    as_of: datetime

@@ -1,0 +1,71 @@
+"""The source side: the snapshot's time, and the catalog's SQL wrapped into the shapes each
+encoding needs (PostgreSQL does the encoding; these only rewrite the select list)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+from exportd.db.pool import Executor
+
+# The transaction's start: what the export's snapshot shows the data as of.
+SNAPSHOT_TIME: Final = "SELECT now()"
+
+
+async def snapshot_time(conn: Executor) -> datetime:
+    value: datetime = await conn.fetchval(SNAPSHOT_TIME)
+    return value
+
+
+# Timestamps with zone come out of COPY in the session's zone: make it UTC (this transaction).
+UTC_SESSION: Final = "SET LOCAL timezone = 'UTC'"
+
+
+async def use_utc(conn: Executor) -> None:
+    await conn.execute(UTC_SESSION)
+
+
+# One JSON object per row, rendered by PostgreSQL: row_to_json keeps numerics exact and
+# writes timestamps, arrays and jsonb as JSON. COPY's CSV mode with control characters for
+# delimiter and quote (JSON escapes both) passes each object through untouched.
+JSONL_DELIMITER: Final = "\x02"
+JSONL_QUOTE: Final = "\x01"
+
+# A text cell a spreadsheet would run as a formula (OWASP "CSV injection") starts with one
+# of = + - @ tab CR; it is prefixed with a single quote.
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_TEST: Final = (
+    "left({col}, 1) IN ("
+    + ", ".join("E'" + s.replace("\t", "\\t").replace("\r", "\\r") + "'" for s in FORMULA_STARTS)
+    + ")"
+)
+_TEXT_TYPES: Final = frozenset({"text", "varchar", "bpchar", "name", "citext", "char"})
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def jsonl_query(sql: str) -> str:
+    return f"SELECT row_to_json(q)::text FROM ({sql}) AS q"
+
+
+def spreadsheet_safe_query(sql: str, columns: list[tuple[str, str]]) -> str:
+    """The query with every text column's formula-like cells neutralised."""
+    exprs = []
+    for name, pg_type in columns:
+        col = "q." + quote_ident(name)
+        if pg_type in _TEXT_TYPES:
+            test = FORMULA_TEST.format(col=col)
+            col = f"CASE WHEN {test} THEN '''' || {col} ELSE {col} END AS {quote_ident(name)}"
+        exprs.append(col)
+    return f"SELECT {', '.join(exprs)} FROM ({sql}) AS q"
+
+
+def text_columns_query(sql: str, columns: list[tuple[str, bool]]) -> str:
+    """The query with the flagged columns cast to text."""
+    exprs = [
+        f"q.{quote_ident(name)}::text AS {quote_ident(name)}" if cast else f"q.{quote_ident(name)}"
+        for name, cast in columns
+    ]
+    return f"SELECT {', '.join(exprs)} FROM ({sql}) AS q"

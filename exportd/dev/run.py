@@ -1,0 +1,127 @@
+"""`exportd dev`: the embedded default. Starts what is not configured, loads a demo, serves."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+from exportd.api.auth import issue_token
+from exportd.config import Settings, as_env, env_for
+from exportd.dev.demo import CATALOG_PATH, TENANTS, load_demo
+from exportd.dev.stack import running_stack
+from exportd.export.catalog import Catalog
+from exportd.logs import configure_logging
+from exportd.server import serve
+
+AUDIENCE: Final = "exportd"
+BUCKET: Final = "exportd-dev"
+TOKEN_TTL_S: Final = 30 * 24 * 3600
+
+
+def _secret(data_dir: Path) -> str:
+    """A dev JWT secret kept in the data dir, so tokens survive restarts."""
+    path = data_dir / "jwt-secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def run_dev(env: Mapping[str, str], *, port: int, data_dir: str) -> None:
+    # Until the server installs its own handlers, SIGTERM must unwind through the stack
+    # below too, or the servers started so far would outlive us.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    root = Path(data_dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    configure_logging("console", env.get("EXPORTD_LOG_LEVEL", "info"))
+    given = {k: v for k, v in env.items() if k.startswith("EXPORTD_") and v}
+    config: dict[str, str] = {
+        "EXPORTD_CATALOG": str(CATALOG_PATH),
+        "EXPORTD_JWT_SECRET": _secret(root),
+        "EXPORTD_JWT_AUDIENCE": AUDIENCE,
+        "EXPORTD_HOST": "127.0.0.1",
+        "EXPORTD_PORT": str(port),
+        "EXPORTD_LOG_FORMAT": "console",
+        "EXPORTD_MAIL_FROM": "exportd@localhost",
+    }
+    mail_dir = root / "mail"
+    print("exportd dev: starting embedded servers ...", flush=True)
+    with running_stack(
+        root,
+        bucket=BUCKET,
+        postgres="EXPORTD_DATABASE_URL" not in given,
+        s3="EXPORTD_S3_BUCKET" not in given,
+        mail="EXPORTD_SMTP_HOST" not in given,
+        mail_dir=mail_dir,
+    ) as stack:
+        config |= env_for(stack.settings())
+        settings = Settings.from_env(config | given)
+        catalog = Catalog.load(settings.catalog_path, settings.hook_modules)
+        asyncio.run(load_demo(settings.database_url))
+        _announce(root, settings, mail_dir)
+        serve(settings, catalog, role="all", host=settings.host, port=port)
+        print("exportd dev: stopping embedded servers ...", flush=True)
+
+
+def _announce(root: Path, settings: Settings, mail_dir: Path) -> None:
+    secret = settings.jwt_secret
+    tokens = {
+        t: issue_token(
+            secret,
+            sub=f"dev-{t}",
+            tenant=t,
+            email=f"dev@{t}.example",
+            audience=settings.jwt_audience,
+            ttl_s=TOKEN_TTL_S,
+        )
+        for t in TENANTS
+    }
+    api_url = f"http://{settings.host}:{settings.port}"
+    facts = {
+        "api_url": api_url,
+        "token": tokens[TENANTS[0]],
+        "tokens": tokens,
+        "mail_dir": str(mail_dir),
+        "s3_endpoint": settings.s3_endpoint_url,
+        "database_url": settings.database_url,
+    }
+    (root / "dev.json").write_text(json.dumps(facts, indent=2) + "\n")
+    replica_env = as_env(settings)
+    replica_env.pop("EXPORTD_PORT")
+    (root / "dev.env").write_text(
+        "".join(f"{k}={_shell_quote(v)}\n" for k, v in sorted(replica_env.items()))
+    )
+    token = tokens[TENANTS[0]]
+    print(
+        f"""
+exportd dev is up.
+
+  API        {api_url}
+  mail       {mail_dir} (each message as an .eml file)
+  S3         {settings.s3_endpoint_url} bucket {settings.s3_bucket}
+  facts      {root / "dev.json"}   replica settings: {root / "dev.env"}
+
+  export TOKEN={token}
+
+  curl -s -X POST {api_url}/v1/exports \\
+    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
+    -d '{{"export": "orders", "params": {{"since": "2025-01-01"}}}}'
+
+  Another replica:  set -a; . {root / "dev.env"}; set +a; exportd serve --port 8081
+  Ctrl-C stops everything.
+""",
+        flush=True,
+    )
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _shell_quote(value: str) -> str:
+    return "'" + value.replace("'", "'\\''") + "'"

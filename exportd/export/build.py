@@ -1,0 +1,108 @@
+"""The `build` job: run the pipeline for one claimed export and record its result, fenced."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+
+from exportd.db import exports, jobs
+from exportd.db.pool import Pool, is_unavailable
+from exportd.db.rows import BuildResult, ExportRow, JobRow
+from exportd.errors import ExportdError, JobFailure, LeaseLost
+from exportd.export.arrow import UnsupportedValue
+from exportd.export.catalog import Catalog
+from exportd.export.formats import content_type
+from exportd.export.pipeline import export_rows
+from exportd.export.request import ProgressMeter, Request
+from exportd.logs import Log
+from exportd.storage.keys import object_key
+from exportd.storage.s3 import Storage
+
+
+@contextmanager
+def source_errors() -> Iterator[None]:
+    """What the source's errors mean for the export: an outage is worth a retry; a query the
+    database refuses, or a value the format cannot hold, will fail the same way again."""
+    try:
+        yield
+    except UnsupportedValue as exc:
+        raise JobFailure("unsupported_value", str(exc), retryable=False) from exc
+    except asyncpg.PostgresError as exc:
+        if is_unavailable(exc):
+            raise JobFailure("database_unavailable", str(exc), retryable=True) from exc
+        raise JobFailure("query_failed", f"export query failed: {exc}", retryable=False) from exc
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuildJob:
+    """Makes the file: stream the export into S3, then record it and enqueue its mail."""
+
+    pool: Pool
+    source: Pool
+    storage: Storage
+    catalog: Catalog
+    s3_prefix: str
+    lease: timedelta
+    retention: timedelta
+    progress_interval: timedelta
+
+    async def __call__(self, job: JobRow, log: Log) -> None:
+        export = await exports.get_export_by_id(self.pool, job.export_id)
+        if export is None or export.terminal:
+            # Nothing left to build (the export ended some other way): drop the job, fenced.
+            if not await jobs.fail_job(self.pool, job, "export_closed", "export already finished"):
+                raise LeaseLost
+            return
+        request = self._request(export)
+        media_type = content_type(export.format, export.compression)
+
+        async def report(rows: int, size: int) -> None:
+            if not await jobs.update_progress(self.pool, job, rows, size):
+                raise LeaseLost
+
+        key = object_key(
+            self.s3_prefix, export.tenant, export.id, job.lease_token, export.file_name
+        )
+        writer = self.storage.writer(key, content_type=media_type, file_name=export.file_name)
+        meter = ProgressMeter(report, self.progress_interval, writer)
+        try:
+            with source_errors():
+                snapshot = await export_rows(self.source, request, writer, meter)
+            # Fence before the upload becomes an object: a worker that lost its claim stops here.
+            if not await jobs.heartbeat(self.pool, job, self.lease):
+                raise LeaseLost
+            stored = await writer.close()
+        except BaseException:
+            await asyncio.shield(writer.abort())
+            raise
+        result = BuildResult(
+            object_key=key,
+            size=stored.size,
+            rows=snapshot.rows,
+            sha256=stored.sha256,
+            content_type=media_type,
+            as_of=snapshot.as_of,
+        )
+        if not await jobs.complete_build(self.pool, job, result, retention=self.retention):
+            await self.storage.delete(key)
+            raise LeaseLost
+        log.info("build.succeeded", rows=snapshot.rows, size=stored.size, parts=stored.parts)
+
+    def _request(self, export: ExportRow) -> Request:
+        """The stored request against today's catalog; an export gone from it cannot run."""
+        try:
+            return Request(
+                export_type=self.catalog.get(export.export_name),
+                tenant=export.tenant,
+                params=export.params,
+                format=export.format,
+                compression=export.compression,
+                options=export.options,
+            )
+        except ExportdError as exc:
+            raise JobFailure(exc.code, exc.detail, retryable=False) from exc

@@ -1,0 +1,56 @@
+"""Sending mail through the configured relay; SMTP's errors become the job's failures here."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+import aiosmtplib
+
+from exportd.config import Settings
+from exportd.errors import JobFailure
+
+
+class MailNotSent(JobFailure):
+    """The relay did not take the message (no 250 for it): nothing was delivered."""
+
+
+class MailRefused(MailNotSent):
+    """The relay refused the recipient: another attempt would be refused too."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("recipient_refused", message, retryable=False)
+
+
+class MailUnavailable(MailNotSent):
+    """The relay is away or failed mid-conversation: retry later."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("mail_unavailable", message, retryable=True)
+
+
+class Mailer:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    @property
+    def sender(self) -> str:
+        return self._settings.mail_from
+
+    async def send(self, message: EmailMessage) -> None:
+        """Hand the message to the relay; raise MailNotSent if it did not take it."""
+        s = self._settings
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=s.smtp_host,
+                port=s.smtp_port,
+                username=s.smtp_username or None,
+                password=s.smtp_password or None,
+                use_tls=s.smtp_tls == "tls",
+                start_tls=s.smtp_tls == "starttls",
+                timeout=30,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            raise MailRefused(str(exc)) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise MailUnavailable(f"{type(exc).__name__}: {exc}") from exc

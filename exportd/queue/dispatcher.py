@@ -1,0 +1,109 @@
+"""The dispatcher: wakes on NOTIFY or a jittered sweep and claims at most the pool's free slots."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import timedelta
+from typing import Final
+
+import structlog
+
+from exportd.db import exports, jobs
+from exportd.db.pool import Pool, is_unavailable
+from exportd.metrics import Metrics
+from exportd.queue.backoff import backoff
+from exportd.queue.listener import Listener
+from exportd.queue.workers import WorkerPool
+
+log = structlog.get_logger(__name__)
+
+CLAIM_RETRY_BASE: Final = timedelta(milliseconds=200)
+CLAIM_RETRY_MAX: Final = timedelta(seconds=10)
+
+
+class Dispatcher:
+    """Claims jobs for this process's pool; the sweep, not NOTIFY, is what guarantees progress."""
+
+    def __init__(
+        self,
+        *,
+        pool: Pool,
+        workers: WorkerPool,
+        listener: Listener,
+        owner: str,
+        lease: timedelta,
+        sweep_interval: timedelta,
+        tenant_cap: int,
+        metrics: Metrics,
+    ) -> None:
+        self._metrics = metrics
+        self._tenant_cap = tenant_cap
+        self._pool = pool
+        self._workers = workers
+        self._owner = owner
+        self._lease = lease
+        self._sweep_s = sweep_interval.total_seconds()
+        self._wake = asyncio.Event()
+        self._stopped = False
+        listener.on_jobs(self.wake)
+        listener.on_connect(self.wake)
+        workers.on_free(self.wake)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Claim nothing more (shutdown); jobs already running carry on."""
+        self._stopped = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Claim until stopped or cancelled."""
+        failures = 0
+        while not self._stopped:
+            self._wake.clear()
+            try:
+                claimed = await self.claim()
+                failures = 0
+            except Exception as exc:  # never let the claim loop die: the replica would idle
+                failures += 1
+                delay = backoff(failures, CLAIM_RETRY_BASE, CLAIM_RETRY_MAX).total_seconds()
+                log.warning(
+                    "dispatcher.claim_failed",
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in_s=round(delay, 2),
+                    exc_info=not is_unavailable(exc),
+                )
+                await asyncio.sleep(delay)
+                continue
+            if claimed:
+                log.debug("dispatcher.claimed", count=claimed)
+                if self._workers.free > 0:
+                    continue  # a batch trimmed by a tenant cap: other tenants may be waiting
+            # A finished job wakes us (on_free), so a full pool simply waits; jitter spreads
+            # replicas' sweeps so they do not all scan at once.
+            timeout = self._sweep_s * random.uniform(0.5, 1.0)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                await self._housekeeping()
+
+    async def _housekeeping(self) -> None:
+        """Quiet-time chores of the sweep: drop expired idempotency keys."""
+        try:
+            await exports.purge_idempotency_keys(self._pool)
+        except Exception as exc:
+            log.warning("dispatcher.housekeeping_failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def claim(self) -> int:
+        free = self._workers.free
+        if free <= 0 or self._stopped:
+            return 0
+        claimed = await jobs.claim_jobs(
+            self._pool, self._owner, free, self._lease, tenant_cap=self._tenant_cap
+        )
+        for job in claimed:
+            self._metrics.inc("exportd_jobs_claimed_total", kind=job.kind)
+            self._workers.start(job)
+        return len(claimed)

@@ -1,0 +1,128 @@
+"""One dedicated LISTEN connection per process: wakes the dispatcher and long-poll waiters."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Final
+
+import asyncpg
+import structlog
+
+from exportd.db.health import PING
+from exportd.queue.backoff import backoff
+
+log = structlog.get_logger(__name__)
+
+JOBS_CHANNEL: Final = "exportd_jobs"
+EXPORTS_CHANNEL: Final = "exportd_exports"
+RECONNECT_BASE: Final = timedelta(milliseconds=200)
+RECONNECT_MAX: Final = timedelta(seconds=10)
+APPLICATION_NAME: Final = "exportd-listener"  # how an operator spots it in pg_stat_activity
+
+
+class Listener:
+    """Keeps a LISTEN connection up (probing it, reconnecting with backoff) and fans out hints.
+
+    NOTIFY is only a hint: every subscriber also re-checks the database on its own schedule, so a
+    lost notification costs latency, never correctness.
+    """
+
+    def __init__(self, *, dsn: str, probe_interval: timedelta) -> None:
+        self._dsn = dsn
+        self._probe_interval = probe_interval.total_seconds()
+        self._on_jobs: list[Callable[[], None]] = []
+        self._on_connect: list[Callable[[], None]] = []
+        self._watchers: defaultdict[uuid.UUID, set[asyncio.Event]] = defaultdict(set)
+        self.connected = asyncio.Event()
+        self.closing = False
+
+    def on_jobs(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when new work may be claimable."""
+        self._on_jobs.append(callback)
+
+    def on_connect(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after each (re)connect: notifications sent meanwhile were missed."""
+        self._on_connect.append(callback)
+
+    @contextmanager
+    def watch(self, export_id: uuid.UUID) -> Iterator[asyncio.Event]:
+        """An event set whenever the export changes, for as long as the block runs."""
+        event = asyncio.Event()
+        self._watchers[export_id].add(event)
+        try:
+            yield event
+        finally:
+            watchers = self._watchers[export_id]
+            watchers.discard(event)
+            if not watchers:
+                del self._watchers[export_id]
+
+    def release_waiters(self) -> None:
+        """Shutting down: wake every long-poll now, so each is answered rather than cut."""
+        self.closing = True
+        for events in self._watchers.values():
+            for event in events:
+                event.set()
+
+    def _notified(self, conn: object, pid: int, channel: str, payload: object) -> None:
+        if channel == JOBS_CHANNEL:
+            for callback in self._on_jobs:
+                callback()
+            return
+        try:
+            export_id = uuid.UUID(str(payload))
+        except ValueError:
+            return
+        for event in self._watchers.get(export_id, ()):
+            event.set()
+
+    async def run(self) -> None:
+        """Connect, listen and probe until cancelled, reconnecting with jittered backoff."""
+        failures = 0
+        while True:
+            try:
+                conn = await asyncpg.connect(
+                    self._dsn, timeout=10, server_settings={"application_name": APPLICATION_NAME}
+                )
+            except Exception as exc:  # whatever the reason, keep trying: waiters depend on us
+                failures += 1
+                delay = backoff(failures, RECONNECT_BASE, RECONNECT_MAX).total_seconds()
+                log.warning("listener.connect_failed", error=str(exc), retry_in_s=round(delay, 2))
+                await asyncio.sleep(delay)
+                continue
+            try:
+                await conn.add_listener(JOBS_CHANNEL, self._notified)
+                await conn.add_listener(EXPORTS_CHANNEL, self._notified)
+                failures = 0
+                self.connected.set()
+                log.info("listener.connected")
+                for callback in self._on_connect:
+                    callback()
+                for events in self._watchers.values():  # changes may have gone unheard
+                    for event in events:
+                        event.set()
+                await self._probe(conn)
+            except Exception as exc:
+                log.warning("listener.lost", error=f"{type(exc).__name__}: {exc}")
+            finally:
+                self.connected.clear()
+                conn.terminate()
+
+    async def _probe(self, conn: asyncpg.Connection[asyncpg.Record]) -> None:
+        """Raise once the connection is gone: closed by the server (noticed at once) or
+        silently dead (a dead socket can look idle, so a periodic query proves it alive)."""
+        closed = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: closed.set())
+        while not conn.is_closed():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(closed.wait(), self._probe_interval)
+            if closed.is_set():
+                break
+            await conn.fetchval(PING, timeout=max(self._probe_interval, 5.0))
+        raise ConnectionResetError("listen connection closed")

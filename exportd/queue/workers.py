@@ -1,0 +1,182 @@
+"""The bounded worker pool: runs claimed jobs with heartbeats, then retries or fails them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from exportd.db import jobs
+from exportd.db.pool import Pool
+from exportd.db.rows import JobRow
+from exportd.errors import JobFailure, LeaseLost
+from exportd.logs import Log
+from exportd.metrics import Metrics
+from exportd.queue.backoff import backoff
+from exportd.queue.failures import classify
+from exportd.queue.handler import Handlers
+from exportd.queue.listener import Listener
+
+log = structlog.get_logger(__name__)
+
+
+class WorkerPool:
+    """At most `size` jobs at once; the dispatcher never claims more than `free`."""
+
+    def __init__(
+        self,
+        *,
+        pool: Pool,
+        handlers: Handlers,
+        listener: Listener,
+        metrics: Metrics,
+        size: int,
+        lease: timedelta,
+        retry_base: timedelta,
+        retry_max: timedelta,
+    ) -> None:
+        self._pool = pool
+        self._handlers = handlers
+        self._listener = listener
+        self._metrics = metrics
+        self._size = size
+        self._lease = lease
+        self._retry_base = retry_base
+        self._retry_max = retry_max
+        self._on_free: list[Callable[[], None]] = []
+        self._running: dict[asyncio.Task[None], JobRow] = {}
+        self._releasing = False
+
+    @property
+    def free(self) -> int:
+        return self._size - len(self._running)
+
+    def on_free(self, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever a slot frees up."""
+        self._on_free.append(callback)
+
+    def start(self, job: JobRow) -> None:
+        task = asyncio.create_task(self._run(job), name=f"job-{job.id}-{job.kind}")
+        self._running[task] = job
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.pop(task, None)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("job.crashed", exc_info=exc)
+        for callback in self._on_free:
+            callback()
+
+    async def stop(self, grace: timedelta) -> None:
+        """Let running jobs finish within `grace`, then hand the rest back to the queue."""
+        tasks = list(self._running)
+        if not tasks:
+            return
+        log.info("workers.draining", running=len(tasks), grace_s=grace.total_seconds())
+        _, pending = await asyncio.wait(tasks, timeout=grace.total_seconds())
+        self._releasing = True
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _run(self, job: JobRow) -> None:
+        bound = log.bind(
+            job_id=job.id,
+            kind=job.kind,
+            export_id=str(job.export_id),
+            tenant=job.tenant,
+            attempt=job.attempts,
+        )
+        if job.attempts > job.max_attempts:
+            # Only a claim that outlived its lease (the replica died) gets here.
+            await jobs.fail_job(
+                self._pool, job, "attempts_exhausted", f"gave up after {job.max_attempts} attempts"
+            )
+            self._ended(job, bound.warning, "exhausted")
+            return
+        bound.info("job.started")
+        handler = self._handlers[job.kind]
+        work = asyncio.create_task(handler(job, bound), name=f"work-{job.id}")
+        lost = asyncio.Event()
+        beat = asyncio.create_task(self._heartbeat(job, work, lost), name=f"heartbeat-{job.id}")
+        try:
+            await work
+        except asyncio.CancelledError:
+            if lost.is_set():
+                self._ended(job, bound.warning, "lease_lost")
+            elif self._releasing:
+                await jobs.release_job(self._pool, job)
+                self._ended(job, bound.info, "released")
+            else:
+                raise
+        except LeaseLost:
+            self._ended(job, bound.warning, "lease_lost")
+        except Exception as exc:
+            await self._failed(job, classify(exc), bound)
+        else:
+            self._ended(job, bound.info, "finished")
+        finally:
+            beat.cancel()
+            if not work.done():
+                work.cancel()
+
+    async def _failed(self, job: JobRow, failure: JobFailure, bound: Log) -> None:
+        if failure.retryable and job.attempts < job.max_attempts:
+            delay = backoff(job.attempts, self._retry_base, self._retry_max)
+            await jobs.retry_job(self._pool, job, delay, failure.code, failure.message)
+            self._ended(
+                job,
+                bound.warning,
+                "retrying",
+                code=failure.code,
+                error=failure.message,
+                delay_s=round(delay.total_seconds(), 3),
+            )
+        else:
+            await jobs.fail_job(self._pool, job, failure.code, failure.message)
+            self._ended(job, bound.error, "failed", code=failure.code, error=failure.message)
+
+    async def _not_canceled(self, job: JobRow) -> bool:
+        return not await jobs.export_canceled(self._pool, job.export_id)
+
+    def _ended(self, job: JobRow, log_at: Callable[..., Any], outcome: str, **details: Any) -> None:
+        """Log how a run ended (event `job.<outcome>`) and count it."""
+        log_at(f"job.{outcome}", **details)
+        self._metrics.inc("exportd_jobs_finished_total", kind=job.kind, outcome=outcome)
+
+    async def _heartbeat(self, job: JobRow, work: asyncio.Task[None], lost: asyncio.Event) -> None:
+        """Extend the lease every third of it; stop the work once the lease is gone or stale.
+
+        A change to the export wakes it early through NOTIFY to see whether the export was
+        canceled, so a canceled build stops in moments rather than at the next beat. (Not a
+        lease check: the worker's own completion also changes the export.)
+        """
+        interval = self._lease.total_seconds() / 3
+        last_ok = time.monotonic()
+        next_beat = last_ok + interval
+        with self._listener.watch(job.export_id) as changed:
+            while True:
+                # Progress bumps the export too, so events come often: they must not
+                # postpone the beat that keeps the lease.
+                try:
+                    await asyncio.wait_for(changed.wait(), max(0.0, next_beat - time.monotonic()))
+                    changed.clear()
+                    check = self._not_canceled(job)
+                except TimeoutError:
+                    next_beat = time.monotonic() + interval
+                    check = jobs.heartbeat(self._pool, job, self._lease)
+                try:
+                    alive = await check
+                    if alive:
+                        last_ok = time.monotonic()
+                except Exception as exc:  # the database is away: keep trying until lease ends
+                    log.warning("job.heartbeat_failed", job_id=job.id, error=str(exc))
+                    alive = time.monotonic() - last_ok < self._lease.total_seconds()
+                if not alive:
+                    lost.set()
+                    work.cancel()
+                    return

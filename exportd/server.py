@@ -1,0 +1,176 @@
+"""The composition root: the one place that wires settings, pools, S3, the queue and the job
+kinds into a running process, and hands the HTTP app what it serves with."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import uuid
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any, Final
+
+import structlog
+
+from exportd.api.app import App, create_app, run
+from exportd.api.keys import Role, Services
+from exportd.config import Settings
+from exportd.db.pool import Pool, create_pool
+from exportd.export.build import BuildJob
+from exportd.export.catalog import Catalog
+from exportd.metrics import Metrics
+from exportd.model import JobKind
+from exportd.notify.job import NotifyJob
+from exportd.notify.mailer import Mailer
+from exportd.queue.dispatcher import Dispatcher
+from exportd.queue.handler import Handlers
+from exportd.queue.listener import Listener
+from exportd.queue.workers import WorkerPool
+from exportd.storage.s3 import Storage, open_s3
+
+log = structlog.get_logger(__name__)
+
+SHUTDOWN_GRACE: Final = timedelta(seconds=25)
+
+
+def build_app(settings: Settings, catalog: Catalog, *, role: Role = "all") -> App:
+    """The whole process as an aiohttp app: API routes, plus the queue where the role runs it."""
+    metrics = Metrics()
+    return create_app(
+        settings,
+        catalog,
+        role=role,
+        metrics=metrics,
+        lifespan=lambda: running(settings, catalog, role=role, metrics=metrics),
+    )
+
+
+def serve(settings: Settings, catalog: Catalog, *, role: Role, host: str, port: int) -> None:
+    """Serve until SIGINT or SIGTERM; long-polls get up to the grace period to be answered."""
+    run(
+        build_app(settings, catalog, role=role),
+        host=host,
+        port=port,
+        shutdown_timeout=min(settings.max_wait.total_seconds(), SHUTDOWN_GRACE.total_seconds()),
+    )
+
+
+@asynccontextmanager
+async def running(
+    settings: Settings, catalog: Catalog, *, role: Role, metrics: Metrics
+) -> AsyncIterator[Services]:
+    """Open what the process runs on, in order, and close it in reverse: the pool and S3,
+    the LISTEN connection, then (unless the role is api) the dispatcher and workers."""
+    pool = await create_pool(settings.database_url, min_size=1, max_size=10)
+    try:
+        async with open_s3(settings) as s3:
+            storage = Storage(
+                client=s3,
+                bucket=settings.s3_bucket,
+                part_size=settings.part_size,
+                parts_in_flight=settings.parts_in_flight,
+            )
+            listener = Listener(dsn=settings.database_url, probe_interval=settings.sweep_interval)
+            async with side_task(listener.run(), "listener"):
+                services = Services(pool=pool, storage=storage, listener=listener)
+                if role == "api":
+                    yield services
+                    return
+                async with workers_running(
+                    settings, catalog, services=services, metrics=metrics
+                ) as dispatcher:
+                    yield Services(
+                        pool=pool, storage=storage, listener=listener, stop_claiming=dispatcher.stop
+                    )
+    finally:
+        await pool.close()
+
+
+def job_handlers(
+    settings: Settings, catalog: Catalog, *, pool: Pool, source: Pool, storage: Storage
+) -> Handlers:
+    """Every job kind and what runs it."""
+    return {
+        JobKind.BUILD: BuildJob(
+            pool=pool,
+            source=source,
+            storage=storage,
+            catalog=catalog,
+            s3_prefix=settings.s3_prefix,
+            lease=settings.lease,
+            retention=settings.retention,
+            progress_interval=settings.progress_interval,
+        ),
+        JobKind.NOTIFY: NotifyJob(
+            pool=pool,
+            storage=storage,
+            mailer=Mailer(settings),
+            s3_prefix=settings.s3_prefix,
+            link_ttl=settings.link_ttl,
+        ),
+    }
+
+
+@asynccontextmanager
+async def workers_running(
+    settings: Settings, catalog: Catalog, *, services: Services, metrics: Metrics
+) -> AsyncIterator[Dispatcher]:
+    """The dispatcher claiming for a bounded worker pool; on exit, claiming has stopped and
+    running jobs get a grace period before they are handed back."""
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    source = await create_pool(
+        settings.source_url, min_size=0, max_size=settings.workers, codecs=False
+    )
+    try:
+        workers = WorkerPool(
+            pool=services.pool,
+            handlers=job_handlers(
+                settings, catalog, pool=services.pool, source=source, storage=services.storage
+            ),
+            listener=services.listener,
+            metrics=metrics,
+            size=settings.workers,
+            lease=settings.lease,
+            retry_base=settings.retry_base,
+            retry_max=settings.retry_max,
+        )
+        dispatcher = Dispatcher(
+            pool=services.pool,
+            workers=workers,
+            listener=services.listener,
+            owner=owner,
+            lease=settings.lease,
+            sweep_interval=settings.sweep_interval,
+            tenant_cap=settings.tenant_max_running,
+            metrics=metrics,
+        )
+        log.info("workers.started", owner=owner, workers=settings.workers)
+        async with side_task(dispatcher.run(), "dispatcher"):
+            yield dispatcher
+        # The dispatcher has stopped claiming; running jobs get a grace period.
+        await workers.stop(SHUTDOWN_GRACE)
+    finally:
+        await source.close()
+
+
+@asynccontextmanager
+async def side_task(coro: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """Run a coroutine for the life of a block; a crash is logged loudly, exit cancels it."""
+    task = asyncio.create_task(coro, name=name)
+    task.add_done_callback(_side_task_ended)
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def _side_task_ended(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        # A replica without its listener or dispatcher would look alive but do nothing:
+        # stop it (gracefully) so the supervisor starts a whole one.
+        log.critical("side_task.died", task=task.get_name(), exc_info=task.exception())
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -1,0 +1,194 @@
+"""Streaming one object into S3: a single PUT if it stays under a part, else a multipart upload
+with bounded memory that is aborted on any failure."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+from urllib.parse import quote
+
+import structlog
+
+from exportd.storage.errors import storage_errors
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
+
+log = structlog.get_logger(__name__)
+
+MAX_PARTS: Final = 10_000
+# Part size doubles every this many parts, so the 10,000-part limit never caps a file
+# (8 MiB base: the first 1,000 parts carry 8 GiB, the next 16 GiB, ...).
+PARTS_PER_SIZE_STEP: Final = 1_000
+
+
+def content_disposition(file_name: str) -> str:
+    """`attachment` with an ASCII fallback and the exact UTF-8 name (RFC 6266)."""
+    fallback = file_name.encode("ascii", "replace").decode().replace("?", "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
+
+
+def part_size_for(part_number: int, base: int) -> int:
+    return base << ((part_number - 1) // PARTS_PER_SIZE_STEP)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    key: str
+    size: int
+    sha256: str
+    parts: int
+
+
+class ObjectWriter:
+    """Streams bytes into one object: a single PUT if it stays under a part, else multipart.
+
+    At most `parts_in_flight` parts are buffered or uploading at once, so memory is bounded by
+    (parts_in_flight + 1) * part size whatever the object's size; `write` waits when full, which
+    slows the reader (backpressure).
+    """
+
+    def __init__(
+        self,
+        *,
+        client: S3Client,
+        bucket: str,
+        key: str,
+        content_type: str,
+        file_name: str,
+        part_size: int,
+        parts_in_flight: int,
+    ) -> None:
+        self._client = client
+        self._bucket = bucket
+        self.key = key
+        self._content_type = content_type
+        self._disposition = content_disposition(file_name)
+        self._part_size = part_size
+        # Chunks as they came, joined once per part: no doubling bytearray, one exact copy.
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._upload_id: str | None = None
+        self._parts: list[CompletedPartTypeDef] = []
+        self._next_part = 1
+        self._uploads: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(parts_in_flight)
+        self._failure: BaseException | None = None
+
+    @property
+    def size(self) -> int:
+        return self._size + self._buffered
+
+    async def write(self, data: bytes) -> None:
+        if self._failure is not None:
+            raise self._failure
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered >= part_size_for(self._next_part, self._part_size):
+            await self._flush_part()
+
+    async def close(self) -> StoredObject:
+        """Upload what is left and complete the object."""
+        if self._upload_id is None:
+            body = self._take()
+            await asyncio.to_thread(self._hash.update, body)
+            with storage_errors():
+                await self._client.put_object(
+                    Bucket=self._bucket,
+                    Key=self.key,
+                    Body=body,
+                    ContentType=self._content_type,
+                    ContentDisposition=self._disposition,
+                )
+            self._size = len(body)
+            return StoredObject(self.key, self._size, self._hash.hexdigest(), parts=1)
+        if self._buffered:
+            await self._flush_part()
+        await self._drain()
+        parts = sorted(self._parts, key=lambda p: p["PartNumber"])
+        with storage_errors():
+            await self._client.complete_multipart_upload(
+                Bucket=self._bucket,
+                Key=self.key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        return StoredObject(self.key, self._size, self._hash.hexdigest(), parts=len(parts))
+
+    async def abort(self) -> None:
+        """Stop uploading and remove every part; safe to call more than once."""
+        for task in self._uploads:
+            task.cancel()
+        await asyncio.gather(*self._uploads, return_exceptions=True)
+        self._uploads.clear()
+        self._take()
+        if self._upload_id is not None:
+            upload_id, self._upload_id = self._upload_id, None
+            with storage_errors():
+                await self._client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=self.key, UploadId=upload_id
+                )
+            log.info("upload.aborted", key=self.key)
+
+    async def _flush_part(self) -> None:
+        if self._upload_id is None:
+            with storage_errors():
+                created = await self._client.create_multipart_upload(
+                    Bucket=self._bucket,
+                    Key=self.key,
+                    ContentType=self._content_type,
+                    ContentDisposition=self._disposition,
+                )
+            self._upload_id = created["UploadId"]
+        part_number = self._next_part
+        if part_number > MAX_PARTS:
+            raise RuntimeError("object exceeds the S3 part limit")
+        self._next_part += 1
+        # Wait for a free slot before joining the chunks: while the others upload, this
+        # part is held once (as chunks), not twice (chunks and their join).
+        await self._slots.acquire()
+        if self._failure is not None:
+            self._slots.release()
+            raise self._failure
+        body = self._take()
+        # Hash in part order (off the loop: sha256 releases the GIL on large buffers).
+        await asyncio.to_thread(self._hash.update, body)
+        self._size += len(body)
+        task = asyncio.create_task(
+            self._upload_part(part_number, body), name=f"upload-part-{part_number}"
+        )
+        self._uploads.add(task)
+        task.add_done_callback(self._uploads.discard)
+
+    def _take(self) -> bytes:
+        body = b"".join(self._chunks)
+        self._chunks.clear()
+        self._buffered = 0
+        return body
+
+    async def _upload_part(self, part_number: int, body: bytes) -> None:
+        assert self._upload_id is not None
+        try:
+            with storage_errors():
+                answer = await self._client.upload_part(
+                    Bucket=self._bucket,
+                    Key=self.key,
+                    UploadId=self._upload_id,
+                    PartNumber=part_number,
+                    Body=body,
+                )
+            self._parts.append({"PartNumber": part_number, "ETag": answer["ETag"]})
+        except Exception as exc:
+            self._failure = exc
+        finally:
+            self._slots.release()
+
+    async def _drain(self) -> None:
+        await asyncio.gather(*self._uploads)
+        if self._failure is not None:
+            raise self._failure

@@ -1,0 +1,1 @@
+"""exportd's schema, as numbered SQL files; installed as the `exportd.migrations` package."""

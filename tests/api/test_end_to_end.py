@@ -1,0 +1,181 @@
+"""One export all the way: POST → build → S3 → mail → download, on the real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import io
+import re
+import uuid
+from datetime import date
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestClient
+
+from exportd.dev.servers import EmbeddedS3
+from tests.support.client import create, download, eventually, wait_until
+from tests.support.mail import Mailbox
+from tests.support.tokens import auth
+
+ORDERS_SQL = """
+SELECT id, customer, status, total, currency, paid, created_at, note FROM demo.orders
+WHERE tenant = $1 AND created_at >= $2::date AND status = $3 ORDER BY id"""
+
+
+async def test_export_end_to_end(
+    client: TestClient[Any, Any], conn: asyncpg.Connection[asyncpg.Record], mailbox: Mailbox
+) -> None:
+    created = await create(
+        client,
+        {
+            "export": "orders",
+            "params": {"since": "2025-03-01", "status": "refunded"},
+            "file_name": "refunds.csv",
+        },
+    )
+    assert created["status"] == "queued"
+
+    done = await wait_until(client, created["id"])
+
+    assert done["status"] == "succeeded", done
+    result = done["result"]
+    body, headers = await download(result["download_url"])
+    assert "refunds.csv" in headers["Content-Disposition"]
+    assert headers["Content-Type"].startswith("text/csv")
+    expected = io.BytesIO()
+    await conn.copy_from_query(
+        ORDERS_SQL, "acme", date(2025, 3, 1), "refunded", output=expected, format="csv", header=True
+    )
+    assert body == expected.getvalue()
+    rows = list(csv.reader(io.StringIO(body.decode())))
+    assert rows[0] == [
+        "id",
+        "customer",
+        "status",
+        "total",
+        "currency",
+        "paid",
+        "created_at",
+        "note",
+    ]
+    assert result["rows"] == len(rows) - 1 > 1000
+    assert result["size"] == len(body)
+    assert result["sha256"] == hashlib.sha256(body).hexdigest()
+    assert result["file_name"] == "refunds.csv"
+
+    mails = await mailbox.wait_for(1)
+    assert len(mails) == 1
+    mail = mails[0]
+    assert mail["To"] == "user-1@acme.example"
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "refunds.csv" in text and "refunds.csv" in html
+    mailed_url = re.search(r"Download: (\S+)", text).group(1)  # type: ignore[union-attr]
+    mailed_body, _ = await download(mailed_url)
+    assert mailed_body == body
+
+    async def drained() -> bool:  # the notify job commits just after its mail is accepted
+        return bool(await conn.fetchval("SELECT count(*) FROM jobs") == 0)
+
+    await eventually(drained, within=20)
+    final = await wait_until(client, created["id"])
+    assert final["notified_at"] is not None
+
+
+async def test_large_file_goes_up_in_several_parts(
+    client: TestClient[Any, Any], s3: EmbeddedS3, mailbox: Mailbox
+) -> None:
+    # 100,000 rows of ~150 bytes: ~15 MB, more than one 8 MiB part.
+    created = await create(client, {"export": "numbers", "params": {"rows": 100_000}})
+
+    done = await wait_until(client, created["id"])
+
+    assert done["status"] == "succeeded", done
+    result = done["result"]
+    assert result["size"] > 8 * 1024 * 1024
+    key = result["download_url"].split(f"/{s3.bucket}/", 1)[1].split("?", 1)[0]
+    head = s3.client().head_object(Bucket=s3.bucket, Key=key, PartNumber=1)
+    assert head["PartsCount"] >= 2
+    body, _ = await download(result["download_url"])
+    assert hashlib.sha256(body).hexdigest() == result["sha256"]
+    assert body.count(b"\n") == 100_001
+
+
+async def test_broken_query_fails_at_once_with_a_code(client: TestClient[Any, Any]) -> None:
+    created = await create(client, {"export": "broken"})
+
+    done = await wait_until(client, created["id"])
+
+    assert done["status"] == "failed"
+    assert done["error"]["code"] == "query_failed"
+    assert "no_such_column" in done["error"]["message"]
+    assert done["attempts"] == 1
+
+
+async def test_long_poll_returns_when_the_export_changes(
+    make_client: Any, conn: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    api = await make_client(role="api")  # no workers: the export stays queued until we change it
+    created = await create(api, {"export": "orders", "params": {"since": "2025-01-01"}})
+    etag = f'"{created["version"]}"'
+
+    async def change_later() -> None:
+        await asyncio.sleep(0.3)
+        await conn.execute(
+            "UPDATE exports SET progress_rows = 7, version = version + 1 WHERE id = $1",
+            uuid.UUID(created["id"]),
+        )
+
+    changer = asyncio.create_task(change_later())
+    response = await api.get(
+        f"/v1/exports/{created['id']}?wait=25", headers=auth() | {"If-None-Match": etag}
+    )
+    await changer
+
+    assert response.status == 200
+    body = await response.json()
+    assert body["progress"]["rows"] == 7
+    assert response.headers["ETag"] == f'"{created["version"] + 1}"'
+
+
+async def test_long_poll_answers_304_when_nothing_changes(make_client: Any) -> None:
+    api = await make_client(role="api")
+    created = await create(api, {"export": "orders", "params": {"since": "2025-01-01"}})
+    etag = f'"{created["version"]}"'
+
+    response = await api.get(
+        f"/v1/exports/{created['id']}",
+        headers=auth() | {"If-None-Match": etag, "Prefer": "wait=1"},
+    )
+
+    assert response.status == 304
+    assert response.headers["ETag"] == etag
+    assert response.headers["Preference-Applied"] == "wait=1"
+
+
+async def test_metrics_count_what_happened(client: TestClient[Any, Any], mailbox: Mailbox) -> None:
+    created = await create(client, {"export": "numbers", "params": {"rows": 10}})
+    await wait_until(client, created["id"])
+    await mailbox.wait_for(1)
+
+    async def scrape() -> str:
+        response = await client.get("/metrics")
+        assert response.status == 200
+        assert response.content_type == "text/plain"
+        return await response.text()
+
+    # The notify job finishes just after the mail arrives: scrape until it shows.
+    async def notified() -> bool:
+        return 'kind="notify",outcome="finished"} 1' in await scrape()
+
+    await eventually(notified, within=10)
+    text = await scrape()
+
+    assert "exportd_exports_created_total 1" in text
+    assert 'exportd_jobs_claimed_total{kind="build"} 1' in text
+    assert 'exportd_jobs_finished_total{kind="build",outcome="finished"} 1' in text
+    assert 'exportd_http_requests_total{route="/v1/exports",status="202"} 1' in text
+    assert "# TYPE exportd_jobs_finished_total counter" in text
+    assert 'outcome="lease_lost"' not in text  # its own completion is not a lost lease

@@ -1,0 +1,268 @@
+"""Queue guarantees inside one process: cancel, idempotency, fairness, backpressure, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestClient
+
+from exportd.db import exports, jobs
+from exportd.db.pool import create_pool
+from exportd.db.rows import NewExport
+from exportd.dev.servers import EmbeddedS3
+from tests.support.client import create, eventually, wait_for, wait_until
+from tests.support.mail import Mailbox
+from tests.support.s3 import nothing_under, objects_under
+from tests.support.tokens import auth
+
+ORDERS = {"export": "orders", "params": {"since": "2025-01-01"}}
+
+
+async def test_cancel_queued_export_is_immediate(
+    make_client: Any, conn: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    api = await make_client(role="api")
+    created = await create(api, ORDERS)
+
+    response = await api.post(f"/v1/exports/{created['id']}/cancel", headers=auth())
+
+    assert response.status == 200
+    body = await response.json()
+    assert body["status"] == "canceled"
+    assert body["finished_at"] is not None
+    assert await conn.fetchval("SELECT count(*) FROM jobs") == 0
+
+
+async def test_cancel_running_export_stops_the_build_and_leaves_no_file(
+    client: TestClient[Any, Any],
+    settings: Any,
+    s3: EmbeddedS3,
+    mailbox: Mailbox,
+    conn: asyncpg.Connection[asyncpg.Record],
+) -> None:
+    created = await create(client, {"export": "slow"})
+    export_id = created["id"]
+    # Wait until more than one part's worth streamed: a multipart upload is open then.
+    await wait_for(client, export_id, lambda e: e["progress"]["bytes"] > 9 * 1024 * 1024, poll_s=5)
+    _, uploads = objects_under(s3, settings.s3_prefix)
+    assert uploads, "the build should have an open multipart upload by now"
+
+    response = await client.post(f"/v1/exports/{export_id}/cancel", headers=auth())
+
+    assert response.status == 200
+    assert (await response.json())["status"] == "canceled"
+    # The worker hears the NOTIFY, stops, and aborts its upload.
+    await eventually(lambda: nothing_under(s3, settings.s3_prefix), within=30)
+    final = await wait_until(client, export_id)
+    assert final["status"] == "canceled"
+    assert final["result"] is None
+    assert await conn.fetchval("SELECT count(*) FROM jobs") == 0
+    assert mailbox.messages() == []
+
+
+async def test_cancel_finished_export_is_a_conflict(client: TestClient[Any, Any]) -> None:
+    created = await create(client, {"export": "numbers", "params": {"rows": 10}})
+    await wait_until(client, created["id"])
+
+    response = await client.post(f"/v1/exports/{created['id']}/cancel", headers=auth())
+
+    assert response.status == 409
+    assert response.content_type == "application/problem+json"
+    assert (await response.json())["code"] == "export_finished"
+
+
+async def test_cancel_of_another_tenants_export_is_not_found(make_client: Any) -> None:
+    api = await make_client(role="api")
+    created = await create(api, ORDERS)
+
+    response = await api.post(
+        f"/v1/exports/{created['id']}/cancel", headers=auth(tenant="globex", sub="g1")
+    )
+
+    assert response.status == 404
+    again = await api.get(f"/v1/exports/{created['id']}", headers=auth())
+    assert (await again.json())["status"] == "queued"
+
+
+async def test_idempotency_key_replays_the_same_export(
+    make_client: Any, conn: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    api = await make_client(role="api")
+    headers = auth() | {"Idempotency-Key": "order-export-1"}
+
+    first = await api.post("/v1/exports", json=ORDERS, headers=headers)
+    second = await api.post("/v1/exports", json=ORDERS, headers=headers)
+
+    assert first.status == second.status == 202
+    assert (await first.json())["id"] == (await second.json())["id"]
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert await conn.fetchval("SELECT count(*) FROM exports") == 1
+
+
+async def test_concurrent_posts_with_one_idempotency_key_make_one_export(
+    make_client: Any, conn: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    api = await make_client(role="api")
+    headers = auth() | {"Idempotency-Key": str(uuid.uuid4())}
+
+    responses = await asyncio.gather(
+        *(api.post("/v1/exports", json=ORDERS, headers=headers) for _ in range(20))
+    )
+
+    assert {r.status for r in responses} == {202}
+    ids = {(await r.json())["id"] for r in responses}
+    assert len(ids) == 1
+    assert await conn.fetchval("SELECT count(*) FROM exports") == 1
+    assert await conn.fetchval("SELECT count(*) FROM jobs") == 1
+
+
+async def test_idempotency_key_with_another_body_is_rejected(
+    make_client: Any, conn: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    api = await make_client(role="api")
+    headers = auth() | {"Idempotency-Key": "k-1"}
+    await api.post("/v1/exports", json=ORDERS, headers=headers)
+
+    other = {"export": "orders", "params": {"since": "2025-02-01"}}
+    response = await api.post("/v1/exports", json=other, headers=headers)
+
+    assert response.status == 422
+    assert (await response.json())["code"] == "idempotency_key_reused"
+    assert await conn.fetchval("SELECT count(*) FROM exports") == 1
+
+
+async def test_idempotency_keys_are_scoped_per_tenant(make_client: Any) -> None:
+    api = await make_client(role="api")
+    key = {"Idempotency-Key": "shared-key"}
+
+    mine = await api.post("/v1/exports", json=ORDERS, headers=auth() | key)
+    theirs = await api.post(
+        "/v1/exports", json=ORDERS, headers=auth(tenant="globex", sub="g1") | key
+    )
+
+    assert mine.status == theirs.status == 202
+    assert (await mine.json())["id"] != (await theirs.json())["id"]
+
+
+async def test_expired_idempotency_key_makes_a_new_export(make_client: Any) -> None:
+    api = await make_client(role="api", idempotency_ttl=timedelta(0))
+    headers = auth() | {"Idempotency-Key": "short-lived"}
+
+    first = await api.post("/v1/exports", json=ORDERS, headers=headers)
+    second = await api.post("/v1/exports", json=ORDERS, headers=headers)
+
+    assert (await first.json())["id"] != (await second.json())["id"]
+
+
+async def test_queued_cap_answers_429_with_retry_after(make_client: Any) -> None:
+    api = await make_client(role="api", tenant_max_queued=3)
+    for _ in range(3):
+        await create(api, ORDERS)
+
+    response = await api.post("/v1/exports", json=ORDERS, headers=auth())
+
+    assert response.status == 429
+    assert response.content_type == "application/problem+json"
+    assert (await response.json())["code"] == "too_many_queued"
+    assert int(response.headers["Retry-After"]) > 0
+    other_tenant = await api.post("/v1/exports", json=ORDERS, headers=auth(tenant="globex"))
+    assert other_tenant.status == 202
+
+
+async def test_one_tenants_backlog_does_not_starve_another(
+    make_client: Any, conn: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    api = await make_client(role="api")
+    busy = {"export": "numbers", "params": {"rows": 30_000}}
+    for _ in range(200):
+        await create(api, busy, tenant="globex", sub="g1")
+    single = await create(api, ORDERS)
+    await make_client(role="worker", workers=2, tenant_max_running=1)
+
+    done = await wait_until(api, single["id"])
+
+    assert done["status"] == "succeeded"
+    # globex never held more than its one build slot, so acme's export ran beside it.
+    globex_queued = await conn.fetchval(
+        "SELECT count(*) FROM exports WHERE tenant = 'globex' AND status = 'queued'"
+    )
+    assert globex_queued >= 150
+
+
+async def test_tenant_cap_bounds_running_builds_in_one_claim(
+    dsn: str, conn: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    pool = await create_pool(dsn, min_size=1, max_size=2)
+    try:
+        for tenant in ("acme", "acme", "acme", "globex"):
+            new = NewExport(
+                id=uuid.uuid4(),
+                tenant=tenant,
+                owner_sub="u",
+                recipient=None,
+                export_name="orders",
+                params={},
+                format="csv",
+                compression="none",
+                file_name="x.csv",
+            )
+            await exports.create_export(pool, new, max_attempts=3)
+
+        claimed = await jobs.claim_jobs(pool, "me", 10, timedelta(seconds=30), tenant_cap=2)
+        again = await jobs.claim_jobs(pool, "me", 10, timedelta(seconds=30), tenant_cap=2)
+    finally:
+        await pool.close()
+
+    assert sorted(j.tenant for j in claimed) == ["acme", "acme", "globex"]
+    assert again == []
+
+
+async def test_transient_failures_retry_then_fail_after_max_attempts(make_client: Any) -> None:
+    # Wrong S3 credentials: every upload is refused, as in an S3 outage that never ends.
+    app = await make_client(
+        s3_secret_access_key="wrong-secret", max_attempts=3, retry_base=timedelta(milliseconds=50)
+    )
+    created = await create(app, {"export": "numbers", "params": {"rows": 10}})
+
+    done = await wait_until(app, created["id"])
+
+    assert done["status"] == "failed"
+    assert done["error"]["code"] == "storage_unavailable"
+    assert done["attempts"] == 3
+
+
+async def test_claim_query_uses_its_index_under_a_large_ineligible_backlog(
+    conn: asyncpg.Connection[asyncpg.Record],
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO exports (id, tenant, owner_sub, export_name, format, file_name)
+        SELECT gen_random_uuid(), 't' || (g % 10), 'u', 'orders', 'csv', 'x.csv'
+        FROM generate_series(1, 100000) AS g;
+        INSERT INTO jobs (kind, export_id, tenant, max_attempts, ready_at)
+        SELECT 'build', id, tenant, 5, now() + interval '1 hour' FROM exports;
+        ANALYZE jobs;
+        """
+    )
+
+    plan = await conn.fetchval(
+        "EXPLAIN (FORMAT JSON) " + jobs.CLAIM_JOBS, "owner", 4, timedelta(seconds=30), 2
+    )
+
+    nodes = list(plan_nodes(json.loads(plan)[0]["Plan"]))
+    jobs_scans = [n for n in nodes if n.get("Relation Name") == "jobs"]
+    assert jobs_scans, "the plan reads jobs"
+    assert all(n["Node Type"] != "Seq Scan" for n in jobs_scans), jobs_scans
+    assert any(n.get("Index Name") == "jobs_claim_idx" for n in jobs_scans)
+
+
+def plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from plan_nodes(child)

@@ -1,0 +1,1 @@
+"""Process tests: real `exportd` processes, started, killed and stopped; real faults."""

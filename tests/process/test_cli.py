@@ -1,0 +1,307 @@
+"""The `exportd` command: configuration errors, and `exportd dev` from start to a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import shlex
+import signal
+from collections.abc import Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import psutil
+import pytest
+
+from exportd.config import Settings
+from exportd.dev.demo import TENANTS as DEMO_TENANTS
+from exportd.dev.servers import free_port
+from tests.support.catalog import CATALOG_PATH
+from tests.support.client import download, wait_until
+from tests.support.processes import ExportdProcess, base_env, run_exportd
+from tests.support.tokens import AUDIENCE, JWT_SECRET
+
+TESTS_DIR = Path(__file__).parent
+DEV_FACTS = ("api_url", "token", "tokens", "mail_dir", "s3_endpoint", "database_url")
+ORDERS = {"export": "orders", "params": {"since": "2025-01-01"}}
+ORDERS_HEADER = ["id", "customer", "status", "total", "currency", "paid", "created_at", "note"]
+
+
+def serve_env(**changes: str | None) -> dict[str, str]:
+    """A valid serve environment (its database unreachable), with `changes` (None unsets)."""
+    env = base_env() | {
+        "EXPORTD_DATABASE_URL": f"postgresql://exportd@127.0.0.1:{free_port()}/exportd",
+        "EXPORTD_CATALOG": str(CATALOG_PATH),
+        "EXPORTD_JWT_SECRET": JWT_SECRET,
+        "EXPORTD_JWT_AUDIENCE": AUDIENCE,
+        "EXPORTD_S3_BUCKET": "exportd-test",
+        "EXPORTD_PORT": str(free_port()),
+    }
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+# --- configuration errors -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"EXPORTD_DATABASE_URL": None}, "EXPORTD_DATABASE_URL"),
+        ({"EXPORTD_WORKERS": "abc"}, "EXPORTD_WORKERS"),
+        ({"EXPORTD_S3_BUCKET": None}, "EXPORTD_S3_BUCKET"),
+        ({"EXPORTD_JWT_SECRET": None}, "EXPORTD_JWT_SECRET"),
+        (
+            {"EXPORTD_CATALOG": str(TESTS_DIR / "no-such-catalog.toml")},
+            str(TESTS_DIR / "no-such-catalog.toml"),
+        ),
+    ],
+    ids=["no-database-url", "bad-workers", "no-bucket", "no-jwt-secret", "no-catalog-file"],
+)
+async def test_serve_with_bad_configuration_exits_2_naming_the_problem(
+    changes: Mapping[str, str | None], named: str
+) -> None:
+    run = await run_exportd("serve", env=serve_env(**changes))
+
+    assert run.returncode == 2, run
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith("exportd: ")
+    assert named in lines[0]
+    assert run.stdout == ""
+
+
+async def test_serve_with_an_invalid_catalog_names_the_file(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text("[exports.orders]\nsql = 'SELECT 1'\n")
+
+    run = await run_exportd("serve", env=serve_env(EXPORTD_CATALOG=str(catalog)))
+
+    assert run.returncode == 2, run
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert str(catalog) in lines[0]
+    assert ":tenant" in lines[0]
+
+
+async def test_serve_with_an_unreachable_database_says_so_in_one_line() -> None:
+    run = await run_exportd("serve", env=serve_env())
+
+    assert run.returncode == 1, run
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert "cannot connect to EXPORTD_DATABASE_URL" in lines[0]
+
+
+async def test_migrate_without_a_database_url_exits_2_naming_it() -> None:
+    run = await run_exportd("migrate", env=base_env())
+
+    assert run.returncode == 2, run
+    assert run.stderr.strip().splitlines() == ["exportd: EXPORTD_DATABASE_URL is required"]
+
+
+async def test_migrate_with_an_unreachable_database_says_so_in_one_line() -> None:
+    run = await run_exportd("migrate", env=serve_env())
+
+    assert run.returncode != 0, run
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert "EXPORTD_DATABASE_URL" in lines[0]
+
+
+# --- exportd dev --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dev:
+    """A running `exportd dev`, in its own session, its output in a log file."""
+
+    process: ExportdProcess
+    data_dir: Path
+
+    def output(self) -> str:
+        return self.process.log()
+
+    def facts(self) -> dict[str, Any] | None:
+        """dev.json, once it is there and complete."""
+        try:
+            facts: dict[str, Any] = json.loads((self.data_dir / "dev.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return facts
+
+    def processes(self) -> list[Any]:
+        """Live processes whose command line mentions the data dir (weed, postgres, exportd)."""
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            cmdline = proc.info["cmdline"] or []
+            if proc.pid != os.getpid() and any(str(self.data_dir) in arg for arg in cmdline):
+                found.append(proc)
+        return found
+
+    async def leftovers(self) -> list[tuple[int, list[str]]]:
+        """What still runs after the process ended (a process on its way out gets 5 s)."""
+        _, alive = await asyncio.to_thread(psutil.wait_procs, self.processes(), 5)
+        return [(proc.pid, proc.info["cmdline"]) for proc in alive]
+
+    async def stop_everything(self) -> None:
+        """Kill what the test started, whatever state it left it in."""
+        if self.process.running:
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            await self.process.wait_exit()
+        # PostgreSQL daemonizes and weed runs in its own session: neither is in that group.
+        leftovers = self.processes()
+        for proc in leftovers:
+            with suppress(psutil.NoSuchProcess):
+                proc.terminate()
+        _, alive = await asyncio.to_thread(psutil.wait_procs, leftovers, 10)
+        for proc in alive:
+            with suppress(psutil.NoSuchProcess):
+                proc.kill()
+
+
+def start_dev(tmp_path: Path) -> Dev:
+    data_dir = (tmp_path / "dev").resolve()
+    port = free_port()
+    process = ExportdProcess(
+        name="dev",
+        args=("dev", "--port", str(port), "--data-dir", str(data_dir)),
+        env=base_env(),
+        log_path=tmp_path / "dev.log",
+        port=port,
+    )
+    process.launch()
+    return Dev(process, data_dir)
+
+
+async def is_ready(http: aiohttp.ClientSession, api_url: str) -> bool:
+    try:
+        async with http.get(f"{api_url}/readyz", timeout=aiohttp.ClientTimeout(total=5)) as r:
+            return r.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+
+
+async def wait_until_up(dev: Dev, http: aiohttp.ClientSession) -> dict[str, Any]:
+    """Poll (up to 45 s) until dev.json is written and /readyz answers 200; return the facts."""
+    try:
+        async with asyncio.timeout(45):
+            while True:
+                assert dev.process.running, f"exportd dev exited:\n{dev.output()}"
+                facts = dev.facts()
+                if facts is not None and await is_ready(http, facts["api_url"]):
+                    return facts
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        pytest.fail(f"exportd dev was not ready within 45 s:\n{dev.output()}")
+
+
+def first_mail(mail_dir: Path) -> EmailMessage | None:
+    found = sorted(mail_dir.glob("*.eml"))
+    if not found:
+        return None
+    message = message_from_bytes(found[0].read_bytes(), policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+async def wait_for_mail(mail_dir: Path) -> EmailMessage:
+    """Poll (up to 20 s) for the first .eml file the dev mail sink writes."""
+    async with asyncio.timeout(20):
+        while (message := first_mail(mail_dir)) is None:  # noqa: ASYNC110 - written elsewhere
+            await asyncio.sleep(0.1)
+    return message
+
+
+def read_dev_env(path: Path) -> dict[str, str]:
+    """dev.env's KEY='value' lines, unquoted as a shell would."""
+    env = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition("=")
+        [env[key]] = shlex.split(value) or [""]
+    return env
+
+
+@pytest.mark.timeout(120)  # every wait below is bounded; this keeps room for the cleanup
+async def test_dev_serves_the_demo_and_stops_everything_on_sigterm(tmp_path: Path) -> None:
+    dev = start_dev(tmp_path)
+    try:
+        async with aiohttp.ClientSession() as http:
+            facts = await wait_until_up(dev, http)
+
+            assert set(DEV_FACTS) <= set(facts), facts
+            assert set(facts["tokens"]) == set(DEMO_TENANTS) == {"acme", "globex", "initech"}
+            assert facts["token"] == facts["tokens"]["acme"]
+            replica = read_dev_env(dev.data_dir / "dev.env")
+            assert replica["EXPORTD_DATABASE_URL"] == facts["database_url"]
+            assert replica["EXPORTD_S3_ENDPOINT_URL"] == facts["s3_endpoint"]
+            Settings.from_env(replica)  # a replica can start from it as it is
+
+            dev_auth = {"Authorization": f"Bearer {facts['token']}"}
+            async with aiohttp.ClientSession(base_url=facts["api_url"]) as api:
+                response = await api.post("/v1/exports", json=ORDERS, headers=dev_auth)
+                assert response.status == 202, await response.text()
+                export_id = (await response.json())["id"]
+                done = await wait_until(api, export_id, headers=dev_auth)
+
+            assert done["status"] == "succeeded", done
+            result = done["result"]
+            body, _ = await download(result["download_url"])
+        records = list(csv.reader(io.StringIO(body.decode(), newline="")))
+        assert records[0] == ORDERS_HEADER
+        assert len(records) == result["rows"] + 1
+        mail = await wait_for_mail(Path(facts["mail_dir"]))
+        assert mail["To"] == "dev@acme.example"
+        assert mail["Message-ID"] == f"<export.{export_id}@exportd>"
+        conn = await asyncpg.connect(facts["database_url"])
+        try:
+            demo = await conn.fetchrow(
+                "SELECT count(*) AS total, count(DISTINCT tenant) AS tenants,"
+                " count(*) FILTER (WHERE tenant = 'acme') AS acme FROM demo.orders"
+            )
+        finally:
+            await conn.close()
+        assert demo is not None
+        assert demo["total"] >= 100_000
+        assert demo["tenants"] >= 3
+        assert result["rows"] == demo["acme"]
+
+        dev.process.signal(signal.SIGTERM)
+        returncode = await dev.process.wait_exit()
+
+        assert returncode == 0, dev.output()
+        assert await dev.leftovers() == [], dev.output()
+    finally:
+        await dev.stop_everything()
+
+
+@pytest.mark.timeout(120)  # as above
+async def test_dev_stopped_while_starting_leaves_nothing_behind(tmp_path: Path) -> None:
+    dev = start_dev(tmp_path)
+    try:
+        # Once weed runs, PostgreSQL does too, and dev is still starting (S3, mail, demo data).
+        async with asyncio.timeout(45):
+            while not any(p.info["cmdline"][0].endswith("weed") for p in dev.processes()):
+                assert dev.process.running, dev.output()
+                await asyncio.sleep(0.05)
+
+        dev.process.signal(signal.SIGTERM)
+        await dev.process.wait_exit()
+
+        assert await dev.leftovers() == [], dev.output()
+    finally:
+        await dev.stop_everything()

@@ -1,0 +1,357 @@
+"""Faults that really happen: processes killed and frozen, servers stopped, connections cut."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from exportd.dev.servers import EmbeddedPostgres, EmbeddedS3, MailSink
+from tests.support.client import create, eventually
+from tests.support.mail import Mailbox
+from tests.support.processes import ExportdProcess
+from tests.support.tokens import auth
+
+SLOW = {"export": "slow", "params": {"rows": 60_000, "pause_ms": 100}}
+SMALL = {"export": "numbers", "params": {"rows": 1000}}
+
+
+async def post(replica: ExportdProcess, body: dict[str, Any]) -> str:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{replica.url}/v1/exports", json=body, headers=auth()) as response,
+    ):
+        assert response.status == 202, await response.text()
+        export_id: str = (await response.json())["id"]
+        return export_id
+
+
+async def owner_pid(
+    conn: asyncpg.Connection[asyncpg.Record], export_id: str, among: set[int] | None = None
+) -> int:
+    """Wait until the export's build is leased (by one of `among`, if given); the owner's pid.
+
+    The owner is `host:pid:nonce`.
+    """
+    async with asyncio.timeout(30):
+        while True:
+            owner = await conn.fetchval(
+                "SELECT lease_owner FROM jobs WHERE export_id = $1 AND kind = 'build'"
+                " AND lease_owner IS NOT NULL",
+                uuid.UUID(export_id),
+            )
+            if owner and (among is None or int(owner.split(":")[1]) in among):
+                return int(owner.split(":")[1])
+            await asyncio.sleep(0.05)
+
+
+async def streamed(conn: asyncpg.Connection[asyncpg.Record], export_id: str, size: int) -> None:
+    """Wait until the build's progress shows more than `size` bytes."""
+
+    async def past() -> bool:
+        sql = "SELECT progress_bytes FROM exports WHERE id = $1"
+        return bool(await conn.fetchval(sql, uuid.UUID(export_id)) > size)
+
+    await eventually(past)
+
+
+async def queue_drained(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Wait until the jobs table is empty: every build and notify has finished."""
+
+    async def empty() -> bool:
+        return bool(await conn.fetchval("SELECT count(*) FROM jobs") == 0)
+
+    await eventually(empty)
+
+
+async def count(conn: asyncpg.Connection[asyncpg.Record], where: str, at_least: int) -> bool:
+    return bool(await conn.fetchval(f"SELECT count(*) FROM exports WHERE {where}") >= at_least)
+
+
+async def jobs_with(conn: asyncpg.Connection[asyncpg.Record], where: str) -> bool:
+    return bool(await conn.fetchval(f"SELECT count(*) FROM jobs WHERE {where}") > 0)
+
+
+async def listener_pids(conn: asyncpg.Connection[asyncpg.Record]) -> list[int]:
+    rows = await conn.fetch(
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE application_name = 'exportd-listener' AND datname = current_database()"
+    )
+    return [r["pid"] for r in rows]
+
+
+async def wait_status(
+    conn: asyncpg.Connection[asyncpg.Record], export_ids: list[str], *statuses: str
+) -> dict[str, str]:
+    """Poll the exports table (bounded) until every export is in one of `statuses`."""
+    ids = [uuid.UUID(i) for i in export_ids]
+    async with asyncio.timeout(120):
+        while True:
+            rows = await conn.fetch("SELECT id, status FROM exports WHERE id = ANY($1)", ids)
+            found = {str(r["id"]): r["status"] for r in rows}
+            if len(found) == len(ids) and all(s in statuses for s in found.values()):
+                return found
+            await asyncio.sleep(0.1)
+
+
+async def building_on_one_of_two(
+    replicas: Any, conn: asyncpg.Connection[asyncpg.Record]
+) -> tuple[ExportdProcess, ExportdProcess, str]:
+    """Two replicas and a slow export mid-build, a multipart upload open: (owner, other, id)."""
+    first, second = await replicas(2)
+    export_id = await post(first, SLOW)
+    pid = await owner_pid(conn, export_id)
+    await streamed(conn, export_id, 9 * 1024 * 1024)
+    return (first, second, export_id) if pid == first.pid else (second, first, export_id)
+
+
+async def test_kill_9_mid_build_another_replica_finishes_it(
+    replicas: Any,
+    conn: asyncpg.Connection[asyncpg.Record],
+    mailbox: Mailbox,
+    s3: EmbeddedS3,
+    settings: Any,
+) -> None:
+    victim, survivor, export_id = await building_on_one_of_two(replicas, conn)
+
+    await victim.kill()
+
+    final = await wait_status(conn, [export_id], "succeeded", "failed", "canceled")
+    row = await conn.fetchrow(
+        "SELECT attempts, result_rows, error_code, error_message FROM exports"
+    )
+    assert final[export_id] == "succeeded", (dict(row or {}), survivor.log()[-3000:])
+    assert row is not None
+    assert row["attempts"] == 2  # the killed claim counted
+    assert row["result_rows"] == 60_000
+    mails = await mailbox.wait_for(1)
+    assert len(mails) == 1
+    await queue_drained(conn)  # the notify job commits just after its mail is accepted
+    assert survivor.running
+    # The dead attempt's open upload was cleaned up by the one that succeeded.
+    client = s3.client()
+    objects = client.list_objects_v2(Bucket=s3.bucket, Prefix=settings.s3_prefix)
+    uploads = client.list_multipart_uploads(Bucket=s3.bucket, Prefix=settings.s3_prefix)
+    assert len(objects.get("Contents", [])) == 1
+    assert uploads.get("Uploads", []) == []
+
+
+async def test_frozen_worker_past_its_lease_writes_nothing_after_waking(
+    replicas: Any,
+    conn: asyncpg.Connection[asyncpg.Record],
+    mailbox: Mailbox,
+    s3: EmbeddedS3,
+    settings: Any,
+) -> None:
+    frozen, _, export_id = await building_on_one_of_two(replicas, conn)
+    frozen.signal(signal.SIGSTOP)
+    try:
+        await wait_status(conn, [export_id], "succeeded")
+        await mailbox.wait_for(1)
+        await queue_drained(conn)  # notified_at recorded: the export's final state
+        before = await conn.fetchrow("SELECT * FROM exports")
+    finally:
+        frozen.signal(signal.SIGCONT)
+
+    # The woken worker learns its lease is gone (heartbeat or fenced write) and stops.
+    await eventually(lambda: "job.lease_lost" in frozen.log(), within=30)
+    uploads = s3.client().list_multipart_uploads(Bucket=s3.bucket, Prefix=settings.s3_prefix)
+    assert uploads.get("Uploads", []) == []  # its upload was aborted, not completed
+    after = await conn.fetchrow("SELECT * FROM exports")
+    assert before is not None and after == before
+    objects = s3.client().list_objects_v2(Bucket=s3.bucket, Prefix=settings.s3_prefix)
+    assert [o["Key"] for o in objects.get("Contents", [])] == [before["object_key"]]
+    assert len(mailbox.messages()) == 1
+
+
+async def test_postgres_restart_during_a_run_loses_nothing(
+    replicas: Any, conn: asyncpg.Connection[asyncpg.Record], pg: EmbeddedPostgres, dsn: str
+) -> None:
+    (replica,) = await replicas(1)
+    ids = [await post(replica, SMALL) for _ in range(5)]
+    ids.append(await post(replica, SLOW))
+    await conn.close()
+
+    pg.down()
+    await asyncio.sleep(2)  # the outage lasts a while: the API answers 503 meanwhile
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{replica.url}/v1/exports/{ids[0]}", headers=auth()) as response,
+    ):
+        assert response.status == 503
+        assert response.content_type == "application/problem+json"
+    pg.up()
+
+    fresh = await asyncpg.connect(dsn)
+    try:
+        final = await wait_status(fresh, ids, "succeeded", "failed", "canceled")
+        assert set(final.values()) == {"succeeded"}
+        async with aiohttp.ClientSession() as session:
+            for export_id in ids:
+                async with session.get(
+                    f"{replica.url}/v1/exports/{export_id}", headers=auth()
+                ) as response:
+                    assert (await response.json())["status"] == "succeeded"
+    finally:
+        await fresh.close()
+
+
+async def test_s3_outage_is_retried_until_it_returns(
+    replicas: Any, conn: asyncpg.Connection[asyncpg.Record], s3: EmbeddedS3, mailbox: Mailbox
+) -> None:
+    (replica,) = await replicas(1, EXPORTD_MAX_ATTEMPTS="20")
+    s3.down()
+    try:
+        ids = [await post(replica, SMALL) for _ in range(3)]
+        await eventually(lambda: count(conn, "error_code = 'storage_unavailable'", 3), 30)
+    finally:
+        s3.up()
+
+    final = await wait_status(conn, ids, "succeeded", "failed", "canceled")
+    assert set(final.values()) == {"succeeded"}
+    mails = await mailbox.wait_for(3)
+    assert len(mails) == 3
+
+
+async def test_smtp_outage_delays_mail_without_rebuilding(
+    replicas: Any, conn: asyncpg.Connection[asyncpg.Record], mail_sink: MailSink, mailbox: Mailbox
+) -> None:
+    (replica,) = await replicas(1, EXPORTD_MAX_ATTEMPTS="20")
+    mail_sink.down()
+    try:
+        export_id = await post(replica, SMALL)
+        await wait_status(conn, [export_id], "succeeded")
+        # the mail has failed at least once meanwhile
+        await eventually(lambda: jobs_with(conn, "kind = 'notify' AND attempts >= 2"), 30)
+        built = await conn.fetchrow("SELECT object_key, attempts, notified_at FROM exports")
+        assert built is not None and built["notified_at"] is None
+    finally:
+        mail_sink.up()
+
+    mails = await mailbox.wait_for(1)
+    await queue_drained(conn)
+    after = await conn.fetchrow("SELECT object_key, attempts, notified_at FROM exports")
+    assert after is not None
+    assert after["object_key"] == built["object_key"]  # the file was built once
+    assert after["attempts"] == 1
+    assert after["notified_at"] is not None
+    assert len(mails) == 1
+
+
+async def test_killed_listen_connection_comes_back_and_work_still_starts(
+    replicas: Any, conn: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    # A long sweep: work must start through a fresh LISTEN connection, not the sweep.
+    (replica,) = await replicas(1, EXPORTD_SWEEP_INTERVAL_S="60")
+    (old_pid,) = await listener_pids(conn)
+
+    await conn.execute("SELECT pg_terminate_backend($1)", old_pid)
+
+    async def replaced() -> bool:
+        pids = await listener_pids(conn)
+        return len(pids) == 1 and pids[0] != old_pid
+
+    await eventually(replaced, within=30)
+    assert "listener.lost" in replica.log()
+    export_id = await post(replica, SMALL)
+    final = await wait_status(conn, [export_id], "succeeded", "failed")
+    assert final[export_id] == "succeeded"
+
+
+async def test_sigterm_during_load_loses_and_duplicates_nothing(
+    replicas: Any, conn: asyncpg.Connection[asyncpg.Record], mailbox: Mailbox
+) -> None:
+    first, second = await replicas(2, EXPORTD_WORKERS="2")
+    ids = [await post(first, SLOW) for _ in range(2)]
+    ids += [await post(second, SMALL) for _ in range(10)]
+    await owner_pid(conn, ids[0])
+
+    first.signal(signal.SIGTERM)
+    assert await first.wait_exit() == 0
+
+    final = await wait_status(conn, ids, "succeeded", "failed", "canceled")
+    assert set(final.values()) == {"succeeded"}
+    mails = await mailbox.wait_for(len(ids))
+    assert sorted(m["Message-ID"] for m in mails) == sorted(f"<export.{i}@exportd>" for i in ids)
+    await queue_drained(conn)  # the last notify commits just after its mail is accepted
+
+
+async def test_export_whose_replica_dies_every_attempt_ends_failed(
+    replicas: Any, conn: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    env = {"EXPORTD_MAX_ATTEMPTS": "2"}
+    (replica,) = await replicas(1, **env)
+    export_id = await post(replica, SLOW)
+    for _ in range(2):
+        await owner_pid(conn, export_id, among={replica.pid})
+        await replica.kill()
+        (replica,) = await replicas(1, **env)
+
+    final = await wait_status(conn, [export_id], "succeeded", "failed", "canceled")
+
+    assert final[export_id] == "failed"
+    row = await conn.fetchrow("SELECT error_code, attempts FROM exports")
+    assert row is not None
+    assert row["error_code"] == "attempts_exhausted"
+    assert await conn.fetchval("SELECT count(*) FROM jobs") == 0
+
+
+async def test_sigterm_answers_long_polls_instead_of_cutting_them(replicas: Any) -> None:
+    (replica,) = await replicas(1, role="api", EXPORTD_LOG_LEVEL="debug")
+    export_id = await post(replica, SMALL)  # stays queued: no workers in an api replica
+
+    async with aiohttp.ClientSession() as session:
+        poll = asyncio.create_task(
+            session.get(
+                f"{replica.url}/v1/exports/{export_id}?wait=50",
+                headers=auth() | {"If-None-Match": '"1"'},
+            )
+        )
+        await eventually(lambda: "export.waiting" in replica.log(), within=10)
+        replica.signal(signal.SIGTERM)
+        response = await poll
+
+        assert response.status == 304
+        assert response.headers["ETag"] == '"1"'
+    assert await replica.wait_exit() == 0
+
+
+async def test_a_mail_whose_sender_died_mid_send_is_not_sent_again(
+    make_client: Any,
+    conn: asyncpg.Connection[asyncpg.Record],
+    mail_sink: MailSink,
+    mailbox: Mailbox,
+) -> None:
+    client = await make_client(max_attempts=20, retry_base=timedelta(seconds=1))
+    mail_sink.down()
+    try:
+        created = await create(client, SMALL)
+        export_id = uuid.UUID(created["id"])
+
+        # Between two refused attempts, stamp the export the way a claim that died inside
+        # the SMTP conversation leaves it: sending begun, outcome never recorded.
+        async def died_mid_send() -> bool:
+            marked = await conn.execute(
+                "UPDATE exports SET mail_attempted_at = now() WHERE id = $1 AND EXISTS ("
+                " SELECT 1 FROM jobs WHERE export_id = $1 AND kind = 'notify'"
+                " AND attempts >= 1 AND lease_token IS NULL)",
+                export_id,
+            )
+            return bool(marked == "UPDATE 1")
+
+        await eventually(died_mid_send, within=30)
+    finally:
+        mail_sink.up()
+
+    await queue_drained(conn)
+    row = await conn.fetchrow("SELECT status, error_code, notified_at FROM exports")
+    assert row is not None
+    assert row["status"] == "succeeded"  # the file is still there to download
+    assert row["error_code"] == "mail_outcome_unknown"
+    assert row["notified_at"] is None
+    assert mailbox.messages() == []

@@ -1,0 +1,1 @@
+"""Unit tests: no servers, no processes; each module on its own."""
