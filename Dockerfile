@@ -2,16 +2,19 @@
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
-WORKDIR /app
+WORKDIR /src
 
-# Dependencies first, so code changes do not reinstall them.
-COPY pyproject.toml README.md ./
-RUN mkdir exportd && touch exportd/__init__.py && pip install . && pip uninstall -y exportd
+# Dependencies first (read from pyproject.toml), so code changes do not reinstall them.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt
 
+# A plain (not editable) install: the wheel carries the migrations as exportd.migrations.
+COPY README.md ./
 COPY exportd ./exportd
 COPY migrations ./migrations
-# Editable, so exportd finds migrations/ beside the package.
-RUN pip install --no-deps -e . && useradd --system --uid 10001 exportd
+RUN pip install --no-deps . && rm -rf /src && useradd --system --uid 10001 exportd
+WORKDIR /
 USER exportd
 
 EXPOSE 8080

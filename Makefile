@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck pytest clean nginx zstd bench bench-quick bench-replicas
+.PHONY: dev test lint typecheck pytest test-unit test-api test-process clean nginx zstd bench \
+	bench-quick bench-replicas
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,16 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP) nginx
 	$(BIN)/pytest
+
+# The tiers on their own: no servers; the app in-process on real servers; real processes.
+test-unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+test-api: $(STAMP)
+	$(BIN)/pytest tests/api
+
+test-process: $(STAMP) nginx
+	$(BIN)/pytest tests/process
 
 # The replica tests put nginx (Debian's nginx-light) in front of exportd; install it if missing.
 nginx:

@@ -82,8 +82,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     await migrate(dsn)
     root, s3, sink = stack.root, stack.s3, stack.mail
     settings = Settings(
-        **stack.settings(),
-        database_url=dsn,
+        **(stack.settings() | {"database_url": dsn}),
         catalog_path=CATALOG_PATH,
         catalog_hooks=",".join(HOOKS),
         host="127.0.0.1",
@@ -137,22 +136,11 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         )
         drain_s = await scenario.drained(conn, args.exports, within=args.drain_limit)
         wall_s = time.monotonic() - started
-        outcome = await scenario.tally(
-            conn,
-            s3,
-            settings.s3_prefix,
-            sink.messages,
-            traffic,
-            [r.log_path for r in fleet],
+        finished = scenario.Run(
+            args.exports, fleet, traffic, chaos, nginx.failovers(), drain_s, wall_s
         )
-        report = scenario.summarize(
-            args.exports,
-            outcome,
-            traffic,
-            chaos,
-            nginx_failovers=nginx.failovers(),
-            drain_seconds=drain_s,
-            wall_seconds=wall_s,
+        outcome, report = await scenario.conclude(
+            conn, s3, settings.s3_prefix, sink.messages, finished
         )
         try:
             scenario.check(outcome, args.exports)

@@ -46,7 +46,7 @@ def parse_create(
             formats=list(export_type.formats),
         )
     compression = body.get("compression", "none")
-    if compression not in COMPRESSIONS:
+    if not isinstance(compression, str) or compression not in COMPRESSIONS:
         raise UnknownFormat(
             f"compression {compression!r} is not supported; choose one of "
             f"{', '.join(COMPRESSIONS)}",

@@ -70,12 +70,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, export_id = json.loads(raw)
+        if not isinstance(created, str) or not isinstance(export_id, str):
+            raise TypeError("cursor fields are strings")
         parsed = datetime.fromisoformat(created)
         if parsed.tzinfo is None:
             raise ValueError("naive timestamp")
         # Normalised to UTC: a far-off offset near year 1 or 9999 overflows here, not in SQL.
         return parsed.astimezone(UTC), uuid.UUID(export_id)
-    except (ValueError, TypeError, OverflowError, binascii.Error, json.JSONDecodeError):
+    except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error):
         raise InvalidCursor("cursor is not one this API issued") from None
 
 

@@ -17,11 +17,12 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Self, cast
 
-import asyncpg
 import boto3
 import botocore.exceptions
 from aiosmtpd.controller import Controller
 from botocore.config import Config
+
+from exportd.db.admin import recreate_database
 
 READY_TIMEOUT_S = 60.0
 
@@ -58,12 +59,7 @@ class EmbeddedPostgres:
 
     async def recreate_database(self, name: str) -> str:
         """Drop (closing its sessions) and create an empty database; its DSN."""
-        admin = await asyncpg.connect(self.uri)
-        try:
-            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            await admin.execute(f"CREATE DATABASE {name}")
-        finally:
-            await admin.close()
+        await recreate_database(self.uri, name)
         return self.dsn(name)
 
     @property

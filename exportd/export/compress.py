@@ -8,8 +8,6 @@ from typing import Final, Protocol
 
 import zstandard
 
-from exportd.storage.writer import ObjectWriter
-
 GZIP_LEVEL: Final = 1  # the speed/size point of `gzip -1`: exports are built once, read once
 ZSTD_LEVEL: Final = 1  # likewise `zstd -1`
 CHUNK: Final = 1024 * 1024  # compress in 1 MiB pieces: few thread hops, bounded memory
@@ -29,6 +27,12 @@ def codec(compression: str) -> Codec:
     raise ValueError(f"no codec for {compression!r}")
 
 
+class Writer(Protocol):
+    """Where a sink's bytes go: the object writer (storage/writer.py)."""
+
+    async def write(self, data: bytes) -> None: ...
+
+
 class Sink(Protocol):
     """Where encoded bytes go: straight to the object, or through a compressor first."""
 
@@ -40,7 +44,7 @@ class Sink(Protocol):
 class Direct:
     """No compression: bytes go to the object writer as they come."""
 
-    def __init__(self, writer: ObjectWriter) -> None:
+    def __init__(self, writer: Writer) -> None:
         self._writer = writer
 
     async def write(self, data: bytes) -> None:
@@ -60,7 +64,7 @@ class Compressing:
     a bounded queue keeps memory flat and slows the reader when compression falls behind.
     """
 
-    def __init__(self, writer: ObjectWriter, compression: str) -> None:
+    def __init__(self, writer: Writer, compression: str) -> None:
         self._writer = writer
         self._codec = codec(compression)
         self._buffer = bytearray()
@@ -82,9 +86,15 @@ class Compressing:
         await self._writer.write(self._codec.flush())
 
     async def _put(self, item: bytes | None) -> None:
-        if self._task.done():  # a failed compressor: raise its error instead of waiting
-            await self._task
-        await self._queue.put(item)
+        """Queue a piece, or raise the compressor's error: a compressor that died (its writer
+        failed) takes nothing more, so waiting on the queue alone would wait forever."""
+        put = asyncio.ensure_future(self._queue.put(item))
+        await asyncio.wait({put, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if not put.done():
+            put.cancel()
+            await self._task  # raises the compressor's error
+        elif self._task.done() and not self._task.cancelled():
+            self._task.result()  # it failed after taking the piece: raise its error now
 
     async def _run(self) -> None:
         while (piece := await self._queue.get()) is not None:
@@ -94,7 +104,9 @@ class Compressing:
 
     def cancel(self) -> None:
         self._task.cancel()
+        if self._task.done() and not self._task.cancelled():
+            self._task.exception()  # seen: its error is the build's, not a stray task's
 
 
-def sink_for(writer: ObjectWriter, compression: str) -> Direct | Compressing:
+def sink_for(writer: Writer, compression: str) -> Direct | Compressing:
     return Direct(writer) if compression == "none" else Compressing(writer, compression)

@@ -15,6 +15,7 @@ from exportd.dev.servers import EmbeddedPostgres, EmbeddedS3, MailSink
 from tests.support.client import create, eventually
 from tests.support.mail import Mailbox
 from tests.support.processes import ExportdProcess
+from tests.support.s3 import objects_under
 from tests.support.tokens import auth
 
 SLOW = {"export": "slow", "params": {"rows": 60_000, "pause_ms": 100}}
@@ -134,11 +135,9 @@ async def test_kill_9_mid_build_another_replica_finishes_it(
     await queue_drained(conn)  # the notify job commits just after its mail is accepted
     assert survivor.running
     # The dead attempt's open upload was cleaned up by the one that succeeded.
-    client = s3.client()
-    objects = client.list_objects_v2(Bucket=s3.bucket, Prefix=settings.s3_prefix)
-    uploads = client.list_multipart_uploads(Bucket=s3.bucket, Prefix=settings.s3_prefix)
-    assert len(objects.get("Contents", [])) == 1
-    assert uploads.get("Uploads", []) == []
+    objects, uploads = objects_under(s3, settings.s3_prefix)
+    assert len(objects) == 1
+    assert uploads == []
 
 
 async def test_frozen_worker_past_its_lease_writes_nothing_after_waking(
@@ -160,12 +159,11 @@ async def test_frozen_worker_past_its_lease_writes_nothing_after_waking(
 
     # The woken worker learns its lease is gone (heartbeat or fenced write) and stops.
     await eventually(lambda: "job.lease_lost" in frozen.log(), within=30)
-    uploads = s3.client().list_multipart_uploads(Bucket=s3.bucket, Prefix=settings.s3_prefix)
-    assert uploads.get("Uploads", []) == []  # its upload was aborted, not completed
+    objects, uploads = objects_under(s3, settings.s3_prefix)
+    assert uploads == []  # its upload was aborted, not completed
     after = await conn.fetchrow("SELECT * FROM exports")
     assert before is not None and after == before
-    objects = s3.client().list_objects_v2(Bucket=s3.bucket, Prefix=settings.s3_prefix)
-    assert [o["Key"] for o in objects.get("Contents", [])] == [before["object_key"]]
+    assert objects == [before["object_key"]]
     assert len(mailbox.messages()) == 1
 
 

@@ -17,12 +17,12 @@ from exportd.dev.servers import EmbeddedS3
 from tests.support.chaos import (
     REPLICA_ENV,
     Chaos,
+    Run,
     check,
+    conclude,
     drained,
     drive_with_chaos,
     live_leases,
-    summarize,
-    tally,
 )
 from tests.support.loadbalancer import LoadBalancer, NginxMissing, nginx_binary
 from tests.support.mail import Mailbox
@@ -59,23 +59,8 @@ async def test_exports_through_nginx_survive_a_replica_killed_again_and_again(
         drain_s = await drained(conn, EXPORTS, within=120)
     wall_s = time.monotonic() - started
 
-    outcome = await tally(
-        conn,
-        s3,
-        settings.s3_prefix,
-        mailbox.messages(),
-        traffic,
-        [r.log_path for r in fleet],
-    )
-    report = summarize(
-        EXPORTS,
-        outcome,
-        traffic,
-        chaos,
-        nginx_failovers=nginx.failovers(),
-        drain_seconds=drain_s,
-        wall_seconds=wall_s,
-    )
+    run = Run(EXPORTS, fleet, traffic, chaos, nginx.failovers(), drain_s, wall_s)
+    outcome, report = await conclude(conn, s3, settings.s3_prefix, mailbox.messages(), run)
     print(f"\nreplica chaos ({tmp_path}): {json.dumps(report)}")
     assert chaos.kills >= 3 and chaos.jobs_hit >= 1, f"too little chaos to prove much: {report}"
     check(outcome, EXPORTS)

@@ -348,6 +348,40 @@ def _export_id(mail: EmailMessage) -> str:
     return found.group(1) if found else "?"
 
 
+async def conclude(
+    conn: asyncpg.Connection[asyncpg.Record],
+    s3: EmbeddedS3,
+    prefix: str,
+    mails: Sequence[EmailMessage],
+    run: Run,
+) -> tuple[Tally, dict[str, Any]]:
+    """Count what a finished run left (database, S3, mails, logs) and the report it makes."""
+    outcome = await tally(conn, s3, prefix, mails, run.traffic, [r.log_path for r in run.fleet])
+    report = summarize(
+        run.requested,
+        outcome,
+        run.traffic,
+        run.chaos,
+        nginx_failovers=run.nginx_failovers,
+        drain_seconds=run.drain_seconds,
+        wall_seconds=run.wall_seconds,
+    )
+    return outcome, report
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a chaos run did: its fleet, the client's traffic, the kills, and how long."""
+
+    requested: int
+    fleet: Sequence[ExportdProcess]
+    traffic: Traffic
+    chaos: Chaos
+    nginx_failovers: int
+    drain_seconds: float
+    wall_seconds: float
+
+
 def summarize(
     requested: int,
     outcome: Tally,

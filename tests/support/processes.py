@@ -54,10 +54,12 @@ class Run:
     stderr: str
 
 
-async def run_exportd(*args: str, env: Mapping[str, str], limit_s: float = 30) -> Run:
+async def run_exportd(
+    *args: str, env: Mapping[str, str], limit_s: float = 30, executable: str = EXPORTD
+) -> Run:
     """Run the exportd command to completion (killed after `limit_s` seconds)."""
     process = await asyncio.create_subprocess_exec(
-        EXPORTD,
+        executable,
         *args,
         env=dict(env),
         stdout=asyncio.subprocess.PIPE,
@@ -89,14 +91,22 @@ class ExportdProcess:
     env: dict[str, str]
     log_path: Path
     port: int
+    executable: str = EXPORTD
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @classmethod
     def serve(
-        cls, name: str, *, port: int, env: dict[str, str], log_path: Path, role: str = "all"
+        cls,
+        name: str,
+        *,
+        port: int,
+        env: dict[str, str],
+        log_path: Path,
+        role: str = "all",
+        executable: str = EXPORTD,
     ) -> ExportdProcess:
         args = ("serve", "--role", role, "--port", str(port))
-        return cls(name=name, args=args, env=env, log_path=log_path, port=port)
+        return cls(name, args, env, log_path, port, executable)
 
     @property
     def url(self) -> str:
@@ -119,7 +129,7 @@ class ExportdProcess:
         """Start the process (again, after it exited) without waiting for it."""
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(
-                [EXPORTD, *self.args],
+                [self.executable, *self.args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -1,0 +1,205 @@
+"""The bytes of an export: file kinds, compression sinks, object headers and part sizes, and
+the ready mail (Parquet is in test_parquet.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+import zstandard
+
+from exportd.export.compress import CHUNK, DEPTH, Compressing, Direct, codec, sink_for
+from exportd.export.formats import content_type, extension
+from exportd.notify.message import ReadyMail, compose, human_size, message_id
+from exportd.storage.writer import content_disposition, part_size_for
+
+
+class CollectingWriter:
+    """Stands in for our own S3 ObjectWriter (only its `write` is used by the sinks): collects
+    the bytes, or fails every write with `error`."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.data = bytearray()
+        self.error = error
+
+    async def write(self, data: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self.data += data
+
+
+def zstd_decompress(data: bytes) -> bytes:
+    # A streamed frame has no content size, so decompress it as a stream.
+    return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+
+
+DECOMPRESS = {"gzip": gzip.decompress, "zstd": zstd_decompress}
+# Compressible but not trivially so: a few MiB that cross several CHUNK boundaries.
+PAYLOAD = b"".join(b"row %d,%s\n" % (n, b"x" * (n % 50)) for n in range(120_000))
+
+
+# --- formats ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "compression", "ext", "media"),
+    [
+        ("csv", "none", ".csv", "text/csv; charset=utf-8"),
+        ("csv", "gzip", ".csv.gz", "application/gzip"),
+        ("jsonl", "none", ".jsonl", "application/x-ndjson"),
+        ("jsonl", "zstd", ".jsonl.zst", "application/zstd"),
+        ("parquet", "none", ".parquet", "application/vnd.apache.parquet"),
+    ],
+)
+def test_extension_and_content_type(fmt: str, compression: str, ext: str, media: str) -> None:
+    assert extension(fmt, compression) == ext
+    assert content_type(fmt, compression) == media
+
+
+# --- compression ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_codec_round_trips_in_pieces(compression: str) -> None:
+    compressor = codec(compression)
+    pieces = [compressor.compress(PAYLOAD[i : i + 70_000]) for i in range(0, len(PAYLOAD), 70_000)]
+    compressed = b"".join(pieces) + compressor.flush()
+    assert len(compressed) < len(PAYLOAD) // 4
+    assert DECOMPRESS[compression](compressed) == PAYLOAD
+
+
+def test_codec_refuses_an_unknown_compression() -> None:
+    with pytest.raises(ValueError, match="brotli"):
+        codec("brotli")
+
+
+async def test_direct_sink_passes_bytes_through_in_order() -> None:
+    writer = CollectingWriter()
+    sink = Direct(writer)
+    for piece in (b"a,b\n", b"", b"1,2\n"):
+        await sink.write(piece)
+    await sink.finish()
+    assert writer.data == b"a,b\n1,2\n"
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+@pytest.mark.parametrize("size", [0, 10, len(PAYLOAD)])
+async def test_compressing_sink_writes_one_valid_stream(compression: str, size: int) -> None:
+    writer = CollectingWriter()
+    sink = Compressing(writer, compression)
+    data = PAYLOAD[:size]
+    for start in range(0, size, 100_000):
+        await sink.write(data[start : start + 100_000])
+    await sink.finish()
+    assert DECOMPRESS[compression](bytes(writer.data)) == data
+
+
+async def test_compressing_sink_raises_the_writer_error() -> None:
+    sink = Compressing(CollectingWriter(error=OSError("upload failed")), "gzip")
+    with pytest.raises(OSError, match="upload failed"):
+        await sink.write(PAYLOAD[: 2 * CHUNK])
+        await sink.finish()
+
+
+async def test_a_failed_writer_stops_the_reader_instead_of_leaving_it_waiting() -> None:
+    # Once the compressor's writer fails nothing takes from its queue: a reader that went on
+    # filling it would wait forever. The timeout turns such a hang into a failure.
+    sink = Compressing(CollectingWriter(error=OSError("upload failed")), "zstd")
+    with pytest.raises(OSError, match="upload failed"):
+        async with asyncio.timeout(10):
+            for _ in range(DEPTH + 4):
+                await sink.write(bytes(CHUNK))
+
+
+async def test_sink_for_compresses_only_when_asked() -> None:
+    writer = CollectingWriter()
+    assert isinstance(sink_for(writer, "none"), Direct)
+    compressing = sink_for(writer, "zstd")
+    assert isinstance(compressing, Compressing)
+    await compressing.finish()
+
+
+# --- object headers and part sizes ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "header"),
+    [
+        ("orders.csv", "attachment; filename=\"orders.csv\"; filename*=UTF-8''orders.csv"),
+        (
+            "Übersicht 2025 ✓.csv",
+            'attachment; filename="_bersicht 2025 _.csv"; '
+            "filename*=UTF-8''%C3%9Cbersicht%202025%20%E2%9C%93.csv",
+        ),
+        ("注文.csv", "attachment; filename=\"__.csv\"; filename*=UTF-8''%E6%B3%A8%E6%96%87.csv"),
+    ],
+)
+def test_content_disposition_has_ascii_fallback_and_utf8_name(name: str, header: str) -> None:
+    assert content_disposition(name) == header
+
+
+@pytest.mark.parametrize(
+    ("part", "multiple"),
+    [(1, 1), (1_000, 1), (1_001, 2), (2_000, 2), (2_001, 4), (9_001, 512), (10_000, 512)],
+)
+def test_part_size_doubles_every_thousand_parts(part: int, multiple: int) -> None:
+    assert part_size_for(part, 8 * 1024 * 1024) == multiple * 8 * 1024 * 1024
+
+
+# --- the ready mail ---------------------------------------------------------------
+
+MAIL = ReadyMail(
+    export_id="0b6c3f4e-8d1a-4c2b-9e5f-7a6b5c4d3e2f",
+    recipient="alice@example.com",
+    file_name="Q3 <orders> & refunds.csv.gz",
+    size=1_234_567,
+    rows=12_345,
+    url="https://s3.example/bucket/key?X-Amz-Signature=abc&X-Amz-Expires=3600",
+    link_expires_at=datetime(2025, 3, 4, 5, 6, tzinfo=UTC),
+)
+
+
+def test_compose_sets_the_headers() -> None:
+    msg = compose(MAIL, sender="exports@example.com")
+    assert msg["From"] == "exports@example.com"
+    assert msg["To"] == "alice@example.com"
+    assert msg["Subject"] == "Your export Q3 <orders> & refunds.csv.gz is ready"
+    assert msg["Message-ID"] == "<export.0b6c3f4e-8d1a-4c2b-9e5f-7a6b5c4d3e2f@exportd>"
+    assert msg["Date"]
+
+
+def test_compose_has_text_and_html_with_file_name_and_link() -> None:
+    msg = compose(MAIL, sender="exports@example.com")
+    assert msg.get_content_type() == "multipart/alternative"
+    text, html = (part.get_content() for part in msg.iter_parts())
+    assert "File: Q3 <orders> & refunds.csv.gz (1.2 MB, 12,345 rows)" in text
+    assert f"Download: {MAIL.url}" in text
+    assert "The link works until 2025-03-04 05:06 UTC." in text
+    assert "<strong>Q3 &lt;orders&gt; &amp; refunds.csv.gz</strong>" in html
+    assert 'href="https://s3.example/bucket/key?X-Amz-Signature=abc&amp;X-Amz-Expires=3600"' in html
+
+
+def test_message_id_is_stable_per_export() -> None:
+    first = compose(MAIL, sender="exports@example.com")
+    again = compose(MAIL, sender="exports@example.com")
+    other = compose(replace(MAIL, export_id="another"), sender="exports@example.com")
+    assert first["Message-ID"] == again["Message-ID"] == message_id(MAIL.export_id)
+    assert other["Message-ID"] == "<export.another@exportd>"
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [
+        (0, "0 bytes"),
+        (999, "999 bytes"),
+        (1_000, "1.0 KB"),
+        (1_234_567, "1.2 MB"),
+        (5 * 10**9, "5.0 GB"),
+        (2 * 10**15, "2000.0 TB"),
+    ],
+)
+def test_human_size(size: int, text: str) -> None:
+    assert human_size(size) == text

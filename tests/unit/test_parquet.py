@@ -1,0 +1,170 @@
+"""Parquet: ParquetStream from Python rows, and the fast path from PostgreSQL's CSV through a
+ChunkPipe read in a worker thread."""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from exportd.export.arrow import ROW_GROUP_ROWS, ParquetStream, UnsupportedValue
+from exportd.export.parquet_csv import ChunkPipe, csv_types, encode_csv
+from exportd.export.request import Column
+
+
+def read_parquet(data: bytes) -> pa.Table:
+    # use_threads=False: a threaded read leaves Arrow work behind that can abort the
+    # interpreter at exit (apache/arrow#33975).
+    return pq.read_table(pa.BufferReader(data), use_threads=False)
+
+
+# --- Parquet from rows ------------------------------------------------------------
+
+COLUMNS = [
+    Column("id", "int8", False, None),
+    Column("label", "text", False, None),
+    Column("amount", "numeric", False, None),
+    Column("flag", "bool", False, None),
+    Column("at", "timestamptz", False, None),
+    Column("day", "date", False, None),
+    Column("nums", "int4[]", True, "int4"),
+]
+PLUS_FIVE = timezone(timedelta(hours=5))
+AT = datetime(2025, 1, 2, 8, 4, 5, tzinfo=PLUS_FIVE)
+ROWS: list[tuple[Any, ...]] = [
+    (1, "plain", Decimal("3.14159"), True, AT, date(2025, 1, 2), [1, 2, 3]),
+    (2, 'quote " comma ,', Decimal("-0.01"), False, None, None, []),
+    (3, "ünïcødé ✓", None, None, None, None, None),
+    (4, "", Decimal("12.50"), True, None, date(1970, 1, 1), [None, 5]),
+]
+
+
+def test_parquet_stream_round_trips_values_and_types() -> None:
+    stream = ParquetStream(COLUMNS)
+    data = stream.add(ROWS[:2]) + stream.add(ROWS[2:]) + stream.finish()
+    table = read_parquet(data)
+    assert table.schema.types == [
+        pa.int64(),
+        pa.string(),
+        pa.decimal128(38, 5),  # the most places among the first batch's values
+        pa.bool_(),
+        pa.timestamp("us", tz="UTC"),
+        pa.date32(),
+        pa.list_(pa.int32()),
+    ]
+    got = [tuple(row.values()) for row in table.to_pylist()]
+    assert got == ROWS  # Decimal and aware datetimes compare by value, whatever the scale or zone
+    assert got[0][4].utcoffset() == timedelta(0)
+
+
+def test_empty_parquet_stream_is_a_valid_file_with_the_schema() -> None:
+    stream = ParquetStream(COLUMNS)
+    assert stream.add([]) == b""
+    table = read_parquet(stream.finish())
+    assert table.num_rows == 0
+    assert table.schema.names == [c.name for c in COLUMNS]
+    assert table.schema.field("amount").type == pa.decimal128(38, 0)
+    assert table.schema.field("nums").type == pa.list_(pa.int32())
+
+
+def test_parquet_stream_refuses_more_decimal_places_than_the_first_batch() -> None:
+    stream = ParquetStream([Column("amount", "numeric", False, None)])
+    stream.add([(Decimal("1.5"),)])
+    with pytest.raises(UnsupportedValue, match="numeric"):
+        stream.add([(Decimal("1.25"),)])
+
+
+def test_parquet_stream_emits_row_groups_as_they_fill() -> None:
+    stream = ParquetStream([Column("n", "int8", False, None)])
+    batch = pa.RecordBatch.from_pydict({"n": pa.array(range(ROW_GROUP_ROWS), pa.int64())})
+    first = stream.add_batch(batch)
+    assert first  # a full row group is handed over before the stream ends
+    data = first + stream.add_batch(batch.slice(0, 10)) + stream.finish()
+    parquet = pq.ParquetFile(pa.BufferReader(data))
+    assert parquet.metadata.num_row_groups == 2
+    assert parquet.read(use_threads=False).column("n").to_pylist()[-11:] == [
+        ROW_GROUP_ROWS - 1,
+        *range(10),
+    ]
+
+
+# --- Parquet from PostgreSQL's CSV ------------------------------------------------
+
+CSV_COLUMNS = [c for c in COLUMNS if not c.is_array]
+CSV = (
+    b"id,label,amount,flag,at,day\n"
+    b"1,plain,12.50,t,2025-01-02 03:04:05.123456+00,2025-01-02\n"
+    b'2,"quote "" comma ,\nnewline",-0.01,f,,\n'
+    b'3,"",,,,\n'  # PostgreSQL: "" is empty text, an unquoted empty field is NULL
+)
+
+
+def test_csv_types_for_scalar_columns() -> None:
+    assert csv_types(CSV_COLUMNS) == {
+        "id": pa.int64(),
+        "label": pa.string(),
+        "amount": pa.string(),  # parsed as text, cast to a decimal once its scale is known
+        "flag": pa.bool_(),
+        "at": pa.timestamp("us", tz="UTC"),
+        "day": pa.date32(),
+    }
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        COLUMNS,  # an array
+        [Column("a", "int4", False, None), Column("a", "text", False, None)],  # duplicate name
+        [Column("b", "bytea", False, None)],
+        [Column("i", "interval", False, None)],
+        [Column("p", "point", False, None)],
+    ],
+)
+def test_csv_types_refuses_what_the_fast_path_cannot_read(columns: list[Column]) -> None:
+    assert csv_types(columns) is None
+
+
+def test_chunk_pipe_reads_chunks_in_order_then_eof() -> None:
+    pipe = ChunkPipe()
+    for item in (b"abc", b"", b"defg", None):
+        pipe.put(item)
+    assert io.BufferedReader(pipe, buffer_size=2).read() == b"abcdefg"
+
+
+def test_encode_csv_in_a_thread_gives_the_table() -> None:
+    pipe, out = ChunkPipe(), bytearray()
+    types = csv_types(CSV_COLUMNS)
+    assert types is not None
+    with ThreadPoolExecutor(1) as pool:
+        done = pool.submit(encode_csv, CSV_COLUMNS, types, pipe, out.extend)
+        for start in range(0, len(CSV), 7):  # chunks that split rows, quotes and escapes
+            pipe.put(CSV[start : start + 7])
+        pipe.put(None)
+        done.result()
+    table = read_parquet(bytes(out))
+    assert table.schema.field("amount").type == pa.decimal128(38, 2)
+    at = datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+    assert table.schema.names == [c.name for c in CSV_COLUMNS]
+    assert [tuple(row.values()) for row in table.to_pylist()] == [
+        (1, "plain", Decimal("12.50"), True, at, date(2025, 1, 2)),
+        (2, 'quote " comma ,\nnewline', Decimal("-0.01"), False, None, None),
+        (3, "", None, None, None, None),
+    ]
+
+
+def test_encode_csv_fails_with_the_error_put_into_the_pipe() -> None:
+    pipe = ChunkPipe()
+    types = csv_types(CSV_COLUMNS)
+    assert types is not None
+    with ThreadPoolExecutor(1) as pool:
+        done = pool.submit(encode_csv, CSV_COLUMNS, types, pipe, lambda data: None)
+        pipe.put(CSV[:40])
+        pipe.put(ConnectionAbortedError("export stopped"))
+        with pytest.raises(ConnectionAbortedError, match="export stopped"):
+            done.result()
