@@ -12,6 +12,7 @@ import aiohttp
 import asyncpg
 
 from exportd.dev.servers import EmbeddedPostgres, EmbeddedS3, MailSink
+from exportd.model import TERMINAL
 from tests.support.client import create, eventually
 from tests.support.mail import Mailbox
 from tests.support.processes import ExportdProcess
@@ -122,7 +123,7 @@ async def test_kill_9_mid_build_another_replica_finishes_it(
 
     await victim.kill()
 
-    final = await wait_status(conn, [export_id], "succeeded", "failed", "canceled")
+    final = await wait_status(conn, [export_id], *TERMINAL)
     row = await conn.fetchrow(
         "SELECT attempts, result_rows, error_code, error_message FROM exports"
     )
@@ -187,7 +188,7 @@ async def test_postgres_restart_during_a_run_loses_nothing(
 
     fresh = await asyncpg.connect(dsn)
     try:
-        final = await wait_status(fresh, ids, "succeeded", "failed", "canceled")
+        final = await wait_status(fresh, ids, *TERMINAL)
         assert set(final.values()) == {"succeeded"}
         async with aiohttp.ClientSession() as session:
             for export_id in ids:
@@ -210,7 +211,7 @@ async def test_s3_outage_is_retried_until_it_returns(
     finally:
         s3.up()
 
-    final = await wait_status(conn, ids, "succeeded", "failed", "canceled")
+    final = await wait_status(conn, ids, *TERMINAL)
     assert set(final.values()) == {"succeeded"}
     mails = await mailbox.wait_for(3)
     assert len(mails) == 3
@@ -272,7 +273,7 @@ async def test_sigterm_during_load_loses_and_duplicates_nothing(
     first.signal(signal.SIGTERM)
     assert await first.wait_exit() == 0
 
-    final = await wait_status(conn, ids, "succeeded", "failed", "canceled")
+    final = await wait_status(conn, ids, *TERMINAL)
     assert set(final.values()) == {"succeeded"}
     mails = await mailbox.wait_for(len(ids))
     assert sorted(m["Message-ID"] for m in mails) == sorted(f"<export.{i}@exportd>" for i in ids)
@@ -290,7 +291,7 @@ async def test_export_whose_replica_dies_every_attempt_ends_failed(
         await replica.kill()
         (replica,) = await replicas(1, **env)
 
-    final = await wait_status(conn, [export_id], "succeeded", "failed", "canceled")
+    final = await wait_status(conn, [export_id], *TERMINAL)
 
     assert final[export_id] == "failed"
     row = await conn.fetchrow("SELECT error_code, attempts FROM exports")
