@@ -1,5 +1,7 @@
 # exportd: one image runs the API, the workers, or both (`exportd serve --role ...`).
-FROM python:3.11-slim
+# 3.11.15 or later: its email package refuses unsafely folded headers (CVE-2024-6923,
+# CVE-2025-11468). exportd builds its mail headers safely on older ones too.
+FROM python:3.11.15-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 from exportd.errors import ConfigError
+from exportd.text import parse_mailbox
 
 PREFIX = "EXPORTD_"
 MIB = 1024 * 1024
@@ -70,6 +71,8 @@ class Settings:
     # API
     max_wait: timedelta = timedelta(seconds=60)
     max_body_bytes: int = 64 * 1024
+    # A request body that has not fully arrived by then is answered 408 (slow clients).
+    body_timeout: timedelta = timedelta(seconds=10)
     page_size_max: int = 100
     # Files
     retention: timedelta = timedelta(days=7)
@@ -118,6 +121,7 @@ class Settings:
             self.link_ttl <= timedelta(days=7), "EXPORTD_LINK_TTL_S must be at most 7 days (SigV4)"
         )
         _check(self.max_wait >= timedelta(0), "EXPORTD_MAX_WAIT_S must not be negative")
+        _check(self.body_timeout > timedelta(0), "EXPORTD_BODY_TIMEOUT_S must be positive")
         _check(self.jwt_algorithm in JWT_ALGORITHMS, "EXPORTD_JWT_ALGORITHM is not supported")
         if self.jwt_algorithm.startswith("HS"):
             _check(bool(self.jwt_secret), "EXPORTD_JWT_SECRET is required for HS* algorithms")
@@ -126,7 +130,10 @@ class Settings:
                 "BEGIN PUBLIC KEY" in self.jwt_public_key,
                 "EXPORTD_JWT_PUBLIC_KEY must be a PEM public key for RS*/ES* algorithms",
             )
-        _check("@" in self.mail_from, "EXPORTD_MAIL_FROM must be an email address")
+        _check(
+            parse_mailbox(self.mail_from) is not None,
+            "EXPORTD_MAIL_FROM must be name@host or Display Name <name@host> (address in ASCII)",
+        )
         _check(
             self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"),
             "EXPORTD_LOG_LEVEL must be debug, info, warning or error",

@@ -34,6 +34,16 @@ class BadRequest(ExportdError):
     status, code, title = 400, "bad_request", "Bad request"
 
 
+class ClientDisconnected(BadRequest):
+    """Nobody reads this answer; it keeps a hang-up from looking like an outage."""
+
+    code, title = "client_disconnected", "Client closed the request"
+
+
+class RequestTimeout(ExportdError):
+    status, code, title = 408, "request_timeout", "Request body did not arrive in time"
+
+
 class MalformedJson(BadRequest):
     code, title = "malformed_json", "Request body is not valid JSON"
 

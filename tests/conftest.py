@@ -24,7 +24,7 @@ from exportd.dev.servers import EmbeddedPostgres, EmbeddedS3, MailSink, free_por
 from exportd.dev.stack import Stack, running_stack
 from exportd.export.catalog import Catalog
 from exportd.server import build_app
-from tests.support.catalog import CATALOG_PATH, HOOKS, load_test_catalog
+from tests.support.catalog import CATALOG_PATH, HOOKS, TEST_SCHEMA, load_test_catalog
 from tests.support.mail import Mailbox
 from tests.support.processes import ExportdProcess, fleet_env
 from tests.support.tokens import AUDIENCE, JWT_SECRET
@@ -65,7 +65,9 @@ def template_db(pg: EmbeddedPostgres) -> str:
     """A migrated database with the demo data; each test copies it (CREATE DATABASE … TEMPLATE)."""
 
     async def build() -> None:
-        await load_demo(await pg.recreate_database(TEMPLATE_DB))
+        dsn = await pg.recreate_database(TEMPLATE_DB)
+        await load_demo(dsn)
+        await admin_execute(pg, TEST_SCHEMA.read_text(), database=dsn)
 
     asyncio.run(build())
     return TEMPLATE_DB
@@ -80,8 +82,8 @@ async def dsn(pg: EmbeddedPostgres, template_db: str) -> AsyncIterator[str]:
     await admin_execute(pg, f"DROP DATABASE {name} WITH (FORCE)")
 
 
-async def admin_execute(pg: EmbeddedPostgres, sql: str) -> None:
-    admin = await asyncpg.connect(pg.uri)
+async def admin_execute(pg: EmbeddedPostgres, sql: str, *, database: str | None = None) -> None:
+    admin = await asyncpg.connect(database or pg.uri)
     try:
         await admin.execute(sql)
     finally:

@@ -14,10 +14,14 @@ from exportd.api.intake import parse_create
 from exportd.api.keys import CATALOG, METRICS, SERVICES, SETTINGS
 from exportd.api.render import decode_cursor, encode_cursor, etag, export_json, if_none_match
 from exportd.api.requests import (
+    MAX_CURSOR,
+    header,
     idempotency_key,
     identity,
     parse_export_id,
+    parse_limit,
     parse_wait,
+    query,
     read_json,
 )
 from exportd.db import exports
@@ -58,19 +62,23 @@ async def create_export(request: web.Request) -> web.Response:
     new = parse_create(
         body, ident, request.app[CATALOG], allow_recipient=settings.allow_recipient_override
     )
-    idempotency = idempotency_key(request, ident, body)
-    if await exports.count_queued(pool, ident.tenant) >= settings.tenant_max_queued:
-        raise TooManyQueued(
-            f"tenant has {settings.tenant_max_queued} or more queued exports; retry later",
-            retry_after=QUEUED_RETRY_AFTER_S,
-        )
+    idempotency = idempotency_key(request, body)
     try:
         export, replayed = await exports.create_export(
-            pool, new, max_attempts=settings.max_attempts, idempotency=idempotency
+            pool,
+            new,
+            max_attempts=settings.max_attempts,
+            queued_cap=settings.tenant_max_queued,
+            idempotency=idempotency,
         )
     except exports.IdempotencyConflict:
         raise IdempotencyKeyReused(
             "this Idempotency-Key was already used with a different request body"
+        ) from None
+    except exports.QueueFull:
+        raise TooManyQueued(
+            f"tenant has {settings.tenant_max_queued} or more queued exports; retry later",
+            retry_after=QUEUED_RETRY_AFTER_S,
         ) from None
     if replayed:
         log.info("export.replayed", export_id=str(export.id))
@@ -105,7 +113,7 @@ async def get_export(request: web.Request) -> web.Response:
     ident = identity(request)
     export_id = parse_export_id(request)
     wait, preferred = parse_wait(request)
-    inm = request.headers.get("If-None-Match")
+    inm = header(request, "If-None-Match")
     services, settings = request.app[SERVICES], request.app[SETTINGS]
     pool, listener = services.pool, services.listener
     # Watch before reading, so a change between the read and the wait is not missed.
@@ -147,17 +155,11 @@ async def get_export(request: web.Request) -> web.Response:
 @routes.get("/v1/exports")
 async def list_exports(request: web.Request) -> web.Response:
     ident = identity(request)
-    settings = request.app[SETTINGS]
-    try:
-        limit = int(request.query.get("limit", DEFAULT_PAGE))
-    except ValueError:
-        raise BadRequest("limit must be an integer") from None
-    if not 1 <= limit <= settings.page_size_max:
-        raise BadRequest(f"limit must be between 1 and {settings.page_size_max}")
-    status = request.query.get("status")
+    limit = parse_limit(request, default=DEFAULT_PAGE, maximum=request.app[SETTINGS].page_size_max)
+    status = query(request, "status")
     if status is not None and status not in tuple(Status):
-        raise BadRequest(f"unknown status {status!r}")
-    cursor = request.query.get("cursor")
+        raise BadRequest(f"status must be one of {', '.join(Status)}")
+    cursor = query(request, "cursor", max_length=MAX_CURSOR)
     rows = await exports.list_exports(
         request.app[SERVICES].pool,
         ident.tenant,
@@ -170,12 +172,12 @@ async def list_exports(request: web.Request) -> web.Response:
     next_cursor = encode_cursor(page[-1]) if more else None
     headers = {}
     if next_cursor:
-        query = {
+        next_query = {
             "cursor": next_cursor,
             "limit": str(limit),
             **({"status": status} if status else {}),
         }
-        headers["Link"] = f'<{request.rel_url.with_query(query)}>; rel="next"'
+        headers["Link"] = f'<{request.rel_url.with_query(next_query)}>; rel="next"'
     return web.json_response(
         {"items": [await render(request, e) for e in page], "next_cursor": next_cursor},
         headers=headers,

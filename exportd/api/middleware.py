@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -10,9 +9,11 @@ import structlog
 from aiohttp import web
 
 from exportd.api.keys import METRICS
+from exportd.api.requests import request_id as read_request_id
 from exportd.db.pool import is_unavailable
 from exportd.errors import (
     BadRequest,
+    ClientDisconnected,
     ExportdError,
     MethodNotAllowed,
     NotFound,
@@ -29,11 +30,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def log_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    request_id = read_request_id(request)
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     response = await handler(request)
     response.headers["X-Request-ID"] = request_id
+    response.headers["Server"] = "exportd"  # not aiohttp's name and version
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
     request.app[METRICS].inc(
@@ -73,6 +75,9 @@ _HTTP_ERRORS: Final[dict[int, type[ExportdError]]] = {
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except ClientDisconnected as exc:
+        log.info("request.client_disconnected")
+        return problem(exc, request)
     except ExportdError as exc:
         return problem(exc, request)
     except web.HTTPException as exc:

@@ -1,38 +1,101 @@
-"""Reading a request at the boundary: the caller's identity, the JSON body, ids and headers."""
+"""Reading a request at the boundary: every header, query value and body is parsed by type
+here, and anything malformed becomes a 4xx problem before a handler sees it."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import math
+import re
 import uuid
 from typing import Any, Final
 
+import msgspec
 import structlog
 from aiohttp import web
 
 from exportd.api.auth import Identity
 from exportd.api.keys import SETTINGS, VERIFIER
 from exportd.db.exports import IdempotencyKey
-from exportd.errors import BadRequest, ExportNotFound, MalformedJson, UnsupportedMediaType
+from exportd.errors import (
+    BadRequest,
+    ClientDisconnected,
+    ExportNotFound,
+    InvalidRequest,
+    MalformedJson,
+    RequestTimeout,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 
 MAX_IDEMPOTENCY_KEY: Final = 255
+MAX_HEADER: Final = 8190  # aiohttp's own limit for one header field
+MAX_CURSOR: Final = 512
+# A client's X-Request-ID is kept only if it is this short and plain; else we make our own.
+REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_PRINTABLE_ASCII: Final = re.compile(r"^[\x20-\x7e]*$")
+_DIGITS: Final = re.compile(r"^[0-9]{1,9}$")
+
+
+def header(request: web.Request, name: str, *, max_length: int = MAX_HEADER) -> str | None:
+    """A header's value, or None when absent; printable ASCII only (a byte that is not UTF-8
+    reaches us as a lone surrogate, and must never reach a token parser or the logs)."""
+    value = request.headers.get(name)
+    if value is None:
+        return None
+    if len(value) > max_length or not _PRINTABLE_ASCII.fullmatch(value):
+        raise BadRequest(f"header {name} must be at most {max_length} printable ASCII characters")
+    return value
+
+
+def query(request: web.Request, name: str, *, max_length: int = 64) -> str | None:
+    """A query parameter's value (the last one if repeated), printable ASCII only."""
+    values = request.query.getall(name, [])
+    if not values:
+        return None
+    value = values[-1]
+    if len(value) > max_length or not _PRINTABLE_ASCII.fullmatch(value):
+        raise BadRequest(f"query parameter {name} must be at most {max_length} ASCII characters")
+    return value
+
+
+def request_id(request: web.Request) -> str:
+    """The client's X-Request-ID when it is short and plain, else a fresh one."""
+    given = request.headers.get("X-Request-ID")
+    return given if given is not None and REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 def identity(request: web.Request) -> Identity:
-    ident = request.app[VERIFIER].verify(request.headers.get("Authorization"))
+    try:
+        authorization = header(request, "Authorization")
+    except BadRequest:
+        raise Unauthorized("Authorization must be 'Bearer <token>' in ASCII") from None
+    ident = request.app[VERIFIER].verify(authorization)
     structlog.contextvars.bind_contextvars(tenant=ident.tenant)
     return ident
 
 
 async def read_json(request: web.Request) -> Any:
-    ctype = request.headers.get("Content-Type", "application/json")
-    if not (ctype.startswith("application/json") or "+json" in ctype.split(";")[0]):
-        raise UnsupportedMediaType(f"Content-Type must be application/json, not {ctype!r}")
-    raw = await request.read()
+    """The body as JSON values: numbers within 64 bits, strings PostgreSQL can store, nesting
+    that a parser survives; read within the body timeout."""
+    ctype = header(request, "Content-Type") or "application/json"
+    media = ctype.split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaType(f"Content-Type must be application/json, not {media!r}")
     try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MalformedJson(f"body is not valid JSON: {exc}") from None
+        async with asyncio.timeout(request.app[SETTINGS].body_timeout.total_seconds()):
+            raw = await request.read()
+    except TimeoutError:
+        raise RequestTimeout("the request body did not arrive in time") from None
+    except ConnectionResetError:
+        raise ClientDisconnected("the client went away while sending the body") from None
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.ValidationError as exc:  # a number too large for 64 bits, for one
+        raise InvalidRequest(f"body holds a value out of range: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise MalformedJson(f"body is not valid JSON (UTF-8): {exc}") from None
     except RecursionError:
         raise MalformedJson("body is nested too deeply") from None
     check_text(body)
@@ -57,14 +120,14 @@ def check_text(value: Any) -> None:
             check_text(item)
 
 
-def idempotency_key(request: web.Request, ident: Identity, body: Any) -> IdempotencyKey | None:
-    key = request.headers.get("Idempotency-Key")
+def idempotency_key(request: web.Request, body: Any) -> IdempotencyKey | None:
+    key = header(request, "Idempotency-Key", max_length=MAX_IDEMPOTENCY_KEY)
     if key is None:
         return None
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii():
+    if not key:
         raise BadRequest(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII chars")
-    # The same key from another user, or with another body, is a different request.
-    canonical = json.dumps({"sub": ident.sub, "body": body}, sort_keys=True, separators=(",", ":"))
+    # Keys belong to the caller (tenant and sub); the same key with another body is an error.
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return IdempotencyKey(
         key=key,
         request_hash=hashlib.sha256(canonical.encode()).hexdigest(),
@@ -74,9 +137,9 @@ def idempotency_key(request: web.Request, ident: Identity, body: Any) -> Idempot
 
 def parse_wait(request: web.Request) -> tuple[float, bool]:
     """Seconds to long-poll (capped), from ?wait=N or Prefer: wait=N; and whether Prefer set it."""
-    raw, preferred = request.query.get("wait"), False
+    raw, preferred = query(request, "wait"), False
     if raw is None:
-        for part in request.headers.get("Prefer", "").split(","):
+        for part in (header(request, "Prefer") or "").split(","):
             key, _, value = part.strip().partition("=")
             if key.strip().lower() == "wait":
                 raw, preferred = value.strip(), True
@@ -86,9 +149,18 @@ def parse_wait(request: web.Request) -> tuple[float, bool]:
         seconds = float(raw)
     except ValueError:
         raise BadRequest("wait must be a number of seconds") from None
-    if not seconds >= 0:
+    if not (math.isfinite(seconds) and seconds >= 0):
         raise BadRequest("wait must be a number of seconds")
     return min(seconds, request.app[SETTINGS].max_wait.total_seconds()), preferred
+
+
+def parse_limit(request: web.Request, *, default: int, maximum: int) -> int:
+    raw = query(request, "limit")
+    if raw is None:
+        return default
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= maximum:
+        raise BadRequest(f"limit must be an integer between 1 and {maximum}")
+    return int(raw)
 
 
 def parse_export_id(request: web.Request) -> uuid.UUID:

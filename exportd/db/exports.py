@@ -30,20 +30,31 @@ class IdempotencyConflict(Exception):
     """The key was used before, for a different request."""
 
 
+class QueueFull(Exception):
+    """The tenant already has as many queued exports as it may."""
+
+
 # An expired key is free again.
 EXPIRE_IDEMPOTENCY_KEY: Final = """
-DELETE FROM idempotency_keys WHERE tenant = $1 AND key = $2 AND expires_at <= now()"""
+DELETE FROM idempotency_keys
+WHERE tenant = $1 AND owner_sub = $2 AND key = $3 AND expires_at <= now()"""
 
 # Taking the key first serializes concurrent retries: a second insert waits for the first
 # transaction, then finds the key taken.
 TAKE_IDEMPOTENCY_KEY: Final = """
-INSERT INTO idempotency_keys (tenant, key, request_hash, export_id, expires_at)
-VALUES ($1, $2, $3, $4, now() + $5::interval)
-ON CONFLICT (tenant, key) DO NOTHING
+INSERT INTO idempotency_keys (tenant, owner_sub, key, request_hash, export_id, expires_at)
+VALUES ($1, $2, $3, $4, $5, now() + $6::interval)
+ON CONFLICT (tenant, owner_sub, key) DO NOTHING
 RETURNING export_id"""
 
 FIND_IDEMPOTENCY_KEY: Final = """
-SELECT request_hash, export_id FROM idempotency_keys WHERE tenant = $1 AND key = $2"""
+SELECT request_hash, export_id FROM idempotency_keys
+WHERE tenant = $1 AND owner_sub = $2 AND key = $3"""
+
+# One tenant's creates take turns from here to their commit, so the queued count each one
+# checks cannot be overtaken by a concurrent create: the cap holds under any concurrency.
+LOCK_TENANT_QUEUE: Final = """
+SELECT pg_advisory_xact_lock(hashtextextended('exportd.queued:' || $1, 0))"""
 
 # Housekeeping, a batch at a time.
 PURGE_IDEMPOTENCY_KEYS: Final = """
@@ -58,38 +69,38 @@ async def purge_idempotency_keys(conn: Executor) -> None:
 COUNT_QUEUED: Final = "SELECT count(*) FROM exports WHERE tenant = $1 AND status = 'queued'"
 
 
-async def count_queued(conn: Executor, tenant: str) -> int:
-    count: int = await conn.fetchval(COUNT_QUEUED, tenant)
-    return count
-
-
 async def create_export(
-    pool: Pool, new: NewExport, *, max_attempts: int, idempotency: IdempotencyKey | None = None
+    pool: Pool,
+    new: NewExport,
+    *,
+    max_attempts: int,
+    queued_cap: int,
+    idempotency: IdempotencyKey | None = None,
 ) -> tuple[ExportRow, bool]:
     """Insert the export and its build job in one transaction; (export, replayed).
 
-    With an idempotency key already taken by the same request, return that export instead;
-    taken by another request, raise IdempotencyConflict.
+    With an idempotency key already taken by the same request, return that export instead
+    (a replay, even at the queued cap); taken by another request, raise IdempotencyConflict.
+    With `queued_cap` queued exports for the tenant already, raise QueueFull.
     """
     async with pool.acquire() as conn, conn.transaction():
         if idempotency is not None:
-            await conn.execute(EXPIRE_IDEMPOTENCY_KEY, new.tenant, idempotency.key)
+            owner = (new.tenant, new.owner_sub, idempotency.key)
+            await conn.execute(EXPIRE_IDEMPOTENCY_KEY, *owner)
             taken = await conn.fetchval(
-                TAKE_IDEMPOTENCY_KEY,
-                new.tenant,
-                idempotency.key,
-                idempotency.request_hash,
-                new.id,
-                idempotency.ttl,
+                TAKE_IDEMPOTENCY_KEY, *owner, idempotency.request_hash, new.id, idempotency.ttl
             )
             if taken is None:
-                found = await conn.fetchrow(FIND_IDEMPOTENCY_KEY, new.tenant, idempotency.key)
+                found = await conn.fetchrow(FIND_IDEMPOTENCY_KEY, *owner)
                 assert found is not None  # taken and not expired: it is there
                 if found["request_hash"] != idempotency.request_hash:
                     raise IdempotencyConflict
                 existing = await conn.fetchrow(GET_EXPORT_BY_ID, found["export_id"])
                 assert existing is not None  # the key cascades away with its export
                 return ExportRow.from_record(existing), True
+        await conn.execute(LOCK_TENANT_QUEUE, new.tenant)
+        if await conn.fetchval(COUNT_QUEUED, new.tenant) >= queued_cap:
+            raise QueueFull
         record = await conn.fetchrow(
             INSERT_EXPORT,
             new.id,

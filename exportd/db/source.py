@@ -39,7 +39,12 @@ FORMULA_TEST: Final = (
     + ", ".join("E'" + s.replace("\t", "\\t").replace("\r", "\\r") + "'" for s in FORMULA_STARTS)
     + ")"
 )
-_TEXT_TYPES: Final = frozenset({"text", "varchar", "bpchar", "name", "citext", "char"})
+# Columns of these types print as numbers, booleans or dates, which no spreadsheet runs as a
+# formula (a negative number stays a number); every other column is text to a spreadsheet.
+_FORMULA_FREE_TYPES: Final = frozenset(
+    {"int2", "int4", "int8", "float4", "float8", "numeric", "oid", "bool"}
+    | {"date", "time", "timetz", "timestamp", "timestamptz", "interval"}
+)
 
 
 def quote_ident(name: str) -> str:
@@ -51,13 +56,15 @@ def jsonl_query(sql: str) -> str:
 
 
 def spreadsheet_safe_query(sql: str, columns: list[tuple[str, str]]) -> str:
-    """The query with every text column's formula-like cells neutralised."""
+    """The query with every text-like column (text, enums, json, uuids, arrays: anything not a
+    number, boolean or date) as text, its formula-like cells neutralised."""
     exprs = []
     for name, pg_type in columns:
         col = "q." + quote_ident(name)
-        if pg_type in _TEXT_TYPES:
-            test = FORMULA_TEST.format(col=col)
-            col = f"CASE WHEN {test} THEN '''' || {col} ELSE {col} END AS {quote_ident(name)}"
+        if pg_type not in _FORMULA_FREE_TYPES:
+            text = f"{col}::text"
+            test = FORMULA_TEST.format(col=text)
+            col = f"CASE WHEN {test} THEN '''' || {text} ELSE {text} END AS {quote_ident(name)}"
         exprs.append(col)
     return f"SELECT {', '.join(exprs)} FROM ({sql}) AS q"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import signal
 from collections.abc import Mapping
@@ -27,9 +28,16 @@ def _secret(data_dir: Path) -> str:
     """A dev JWT secret kept in the data dir, so tokens survive restarts."""
     path = data_dir / "jwt-secret"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+        _write_private(path, secrets.token_urlsafe(32))
     return path.read_text().strip()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (it holds secrets or tokens), from its creation."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    path.chmod(0o600)  # an older file may have been created with wider rights
 
 
 def run_dev(env: Mapping[str, str], *, port: int, data_dir: str) -> None:
@@ -90,11 +98,12 @@ def _announce(root: Path, settings: Settings, mail_dir: Path) -> None:
         "s3_endpoint": settings.s3_endpoint_url,
         "database_url": settings.database_url,
     }
-    (root / "dev.json").write_text(json.dumps(facts, indent=2) + "\n")
+    _write_private(root / "dev.json", json.dumps(facts, indent=2) + "\n")
     replica_env = as_env(settings)
     replica_env.pop("EXPORTD_PORT")
-    (root / "dev.env").write_text(
-        "".join(f"{k}={_shell_quote(v)}\n" for k, v in sorted(replica_env.items()))
+    _write_private(
+        root / "dev.env",
+        "".join(f"{k}={_shell_quote(v)}\n" for k, v in sorted(replica_env.items())),
     )
     token = tokens[TENANTS[0]]
     print(

@@ -62,7 +62,7 @@ class Catalog:
 
 def _export(source: str, name: str, spec: Any) -> ExportType:
     where = f"{source}: export {name!r}"
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise CatalogError(f"{where}: name must match {NAME.pattern}")
     if not isinstance(spec, dict):
         raise CatalogError(f"{where}: must be a table")

@@ -43,7 +43,7 @@ class Registry:
         spreadsheet_safe: bool = False,
     ) -> Callable[[RowFunction], RowFunction]:
         where = f"{self.source}: export {name!r}"
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             raise CatalogError(f"{where}: name must match {NAME.pattern}")
         if name in self.exports:
             raise CatalogError(f"{where}: registered twice")

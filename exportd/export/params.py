@@ -48,7 +48,7 @@ def parse_param(where: str, name: str, spec: Any) -> Param:
     where = f"{where} param {name!r}"
     if name == TENANT:
         raise CatalogError(f"{where}: 'tenant' is reserved; it is bound from the caller's identity")
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise CatalogError(f"{where}: name must match {NAME.pattern}")
     if not isinstance(spec, dict):
         raise CatalogError(f"{where}: must be a table")

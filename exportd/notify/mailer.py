@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+from email.message import Message
 
 import aiosmtplib
 
@@ -36,7 +36,7 @@ class Mailer:
     def sender(self) -> str:
         return self._settings.mail_from
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         """Hand the message to the relay; raise MailNotSent if it did not take it."""
         s = self._settings
         try:

@@ -179,3 +179,34 @@ async def test_metrics_count_what_happened(client: TestClient[Any, Any], mailbox
     assert 'exportd_http_requests_total{route="/v1/exports",status="202"} 1' in text
     assert "# TYPE exportd_jobs_finished_total counter" in text
     assert 'outcome="lease_lost"' not in text  # its own completion is not a lost lease
+
+
+HOSTILE_NAMES = [
+    "=?utf-8?q?x=0D=0ABcc:_victim@evil.example?= report",  # CR/LF once decoded
+    "=?utf-8?b?eA0KUmVwbHktVG86IGV2aWxAZXZpbC5leGFtcGxl?=",  # base64: x\r\nReply-To: ...
+    "line\u2028separated\u2029report",  # what str.splitlines() breaks on
+    "bidi \u202eevil\u202c \x85 done",
+]
+MAIL_HEADERS = {"From", "To", "Subject", "Message-ID", "Date", "MIME-Version", "Content-Type"}
+
+
+async def test_hostile_file_names_never_reach_a_mail_header_unencoded(
+    client: TestClient[Any, Any], mailbox: Mailbox
+) -> None:
+    created = [
+        await create(client, {"export": "numbers", "params": {"rows": 1}, "file_name": name})
+        for name in HOSTILE_NAMES
+    ]
+
+    mails = await mailbox.wait_for(len(HOSTILE_NAMES))
+
+    by_id = {m["Message-ID"]: m for m in mails}
+    for export in created:
+        mail = by_id[f"<export.{export['id']}@exportd>"]
+        assert set(mail.keys()) == MAIL_HEADERS, mail.keys()
+        assert mail["To"] == "user-1@acme.example"
+        # The subject holds the stored name as plain text: nothing in it was decoded again.
+        assert str(mail["Subject"]) == f"Your export {export['file_name']} is ready"
+        assert "\r" not in str(mail["Subject"]) and "\n" not in str(mail["Subject"])
+        done = await wait_until(client, export["id"])
+        assert done["status"] == "succeeded" and done["error"] is None, done

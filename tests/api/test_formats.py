@@ -166,17 +166,21 @@ async def test_formula_cells_are_neutralised_when_the_export_asks(
 ) -> None:
     _, raw, _ = await export_file(client, {"export": "types_safe"})
 
-    labels = [row.split(",", 1)[1] for row in raw.decode().split("\n")[1:] if row]
-    assert labels[:7] == [
+    rows = list(csv.reader(io.StringIO(raw.decode(), newline="")))
+    assert rows[0] == ["id", "label", "kind", "amount"]
+    assert [r[1] for r in rows[1:8]] == [
         "'=1+2",
         "'+cmd",
         "'-2+3",
         "'@SUM(A1)",
         "'\ttab",
-        '"\'\rcr"',
+        "'\rcr",
         "plain = fine",
     ]
-    assert labels[7:] == ["", '""']  # NULL stays NULL, the empty string stays empty
+    # An enum column is text to a spreadsheet too; numbers, negative ones included, stay numbers.
+    assert [(r[2], r[3]) for r in rows[1:4]] == [("'=1+1", "-5.5"), ("'-5", "-1"), ("plain", "0")]
+    # NULL stays NULL (nothing between the commas), the empty string stays "".
+    assert raw.decode().splitlines()[-2:] == ["8,,,", '9,"",,']
 
 
 async def test_formula_cells_are_left_alone_otherwise(client: TestClient[Any, Any]) -> None:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from exportd.db import exports, jobs
@@ -137,16 +138,22 @@ async def test_idempotency_key_with_another_body_is_rejected(
     assert await conn.fetchval("SELECT count(*) FROM exports") == 1
 
 
-async def test_idempotency_keys_are_scoped_per_tenant(make_client: Any) -> None:
+@pytest.mark.parametrize(
+    "other", [{"tenant": "globex", "sub": "g1"}, {"sub": "user-2", "email": "user-2@acme.example"}]
+)
+async def test_idempotency_keys_belong_to_their_caller(
+    make_client: Any, other: dict[str, str]
+) -> None:
     api = await make_client(role="api")
     key = {"Idempotency-Key": "shared-key"}
 
     mine = await api.post("/v1/exports", json=ORDERS, headers=auth() | key)
-    theirs = await api.post(
-        "/v1/exports", json=ORDERS, headers=auth(tenant="globex", sub="g1") | key
-    )
+    # Another tenant, or a colleague in the same tenant: the same key and body is a new
+    # export, neither a replay of mine nor a 422 that would tell them the key exists.
+    theirs = await api.post("/v1/exports", json=ORDERS, headers=auth(**other) | key)
 
     assert mine.status == theirs.status == 202
+    assert "Idempotent-Replayed" not in theirs.headers
     assert (await mine.json())["id"] != (await theirs.json())["id"]
 
 
@@ -173,6 +180,21 @@ async def test_queued_cap_answers_429_with_retry_after(make_client: Any) -> None
     assert int(response.headers["Retry-After"]) > 0
     other_tenant = await api.post("/v1/exports", json=ORDERS, headers=auth(tenant="globex"))
     assert other_tenant.status == 202
+
+
+async def test_a_retry_at_the_queued_cap_is_replayed_not_refused(make_client: Any) -> None:
+    api = await make_client(role="api", tenant_max_queued=2)
+    key = auth() | {"Idempotency-Key": "retry-me"}
+    first = await api.post("/v1/exports", json=ORDERS, headers=key)
+    await create(api, ORDERS)  # now at the cap
+
+    again = await api.post("/v1/exports", json=ORDERS, headers=key)
+    fresh = await api.post("/v1/exports", json=ORDERS, headers=auth())
+
+    assert again.status == 202, await again.text()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert (await again.json())["id"] == (await first.json())["id"]
+    assert fresh.status == 429
 
 
 async def test_one_tenants_backlog_does_not_starve_another(
@@ -212,7 +234,7 @@ async def test_tenant_cap_bounds_running_builds_in_one_claim(
                 compression="none",
                 file_name="x.csv",
             )
-            await exports.create_export(pool, new, max_attempts=3)
+            await exports.create_export(pool, new, max_attempts=3, queued_cap=100)
 
         claimed = await jobs.claim_jobs(pool, "me", 10, timedelta(seconds=30), tenant_cap=2)
         again = await jobs.claim_jobs(pool, "me", 10, timedelta(seconds=30), tenant_cap=2)

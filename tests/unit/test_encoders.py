@@ -7,6 +7,8 @@ import asyncio
 import gzip
 from dataclasses import replace
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage, Message
 
 import pytest
 import zstandard
@@ -162,8 +164,15 @@ MAIL = ReadyMail(
 )
 
 
+def delivered(message: Message) -> EmailMessage:
+    """The message as a receiver parses the bytes it was sent."""
+    parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
 def test_compose_sets_the_headers() -> None:
-    msg = compose(MAIL, sender="exports@example.com")
+    msg = delivered(compose(MAIL, sender="exports@example.com"))
     assert msg["From"] == "exports@example.com"
     assert msg["To"] == "alice@example.com"
     assert msg["Subject"] == "Your export Q3 <orders> & refunds.csv.gz is ready"
@@ -172,7 +181,7 @@ def test_compose_sets_the_headers() -> None:
 
 
 def test_compose_has_text_and_html_with_file_name_and_link() -> None:
-    msg = compose(MAIL, sender="exports@example.com")
+    msg = delivered(compose(MAIL, sender="exports@example.com"))
     assert msg.get_content_type() == "multipart/alternative"
     text, html = (part.get_content() for part in msg.iter_parts())
     assert "File: Q3 <orders> & refunds.csv.gz (1.2 MB, 12,345 rows)" in text

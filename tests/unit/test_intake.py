@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from exportd.api.auth import Identity
-from exportd.api.intake import MAX_FILE_NAME, RecipientNotAllowed, file_name, parse_create
+from exportd.api.intake import (
+    MAX_FILE_NAME,
+    InvalidRecipient,
+    RecipientNotAllowed,
+    file_name,
+    parse_create,
+)
 from exportd.db.rows import NewExport
 from exportd.errors import InvalidParams, InvalidRequest, UnknownExport, UnknownFormat
 from exportd.export.catalog import Catalog
@@ -86,10 +92,44 @@ def test_unknown_fields_are_named_in_the_error() -> None:
     assert caught.value.extra == {"fields": ["alpha", "zeta"]}
 
 
-@pytest.mark.parametrize("name", [None, "", 7, ["orders"]])
-def test_export_must_be_a_non_empty_string(name: Any) -> None:
-    with pytest.raises(InvalidRequest, match="'export'"):
+@pytest.mark.parametrize(
+    ("field", "value", "path"),
+    [
+        ("export", None, "$.export"),
+        ("export", 7, "$.export"),
+        ("export", ["orders"], "$.export"),
+        ("format", 5, "$.format"),
+        ("format", None, "$.format"),
+        ("format", ["csv"], "$.format"),
+        ("compression", 5, "$.compression"),
+        ("compression", ["gzip"], "$.compression"),
+        ("compression", {"gzip": True}, "$.compression"),
+        ("params", [], "$.params"),
+        ("params", "since=2025-01-01", "$.params"),
+        ("file_name", 1, "$.file_name"),
+        ("file_name", ["a.csv"], "$.file_name"),
+        ("file_name", True, "$.file_name"),
+        ("recipient", 1, "$.recipient"),
+        ("csv", [], "$.csv"),
+        ("csv", ";", "$.csv"),
+        ("csv", {"header": "yes"}, "$.csv.header"),
+        ("csv", {"delimiter": 1}, "$.csv.delimiter"),
+    ],
+)
+def test_a_field_of_the_wrong_json_type_is_invalid_and_named(
+    field: str, value: Any, path: str
+) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse(**{field: value})
+    assert type(caught.value) is InvalidRequest
+    assert caught.value.detail.endswith(f"at `{path}`")
+
+
+@pytest.mark.parametrize("name", ["", "Orders", "1orders", "or ders", "x" * 64])
+def test_export_name_must_look_like_a_catalog_name(name: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
         parse(export=name)
+    assert type(caught.value) is InvalidRequest
 
 
 def test_export_not_in_catalog_is_unknown() -> None:
@@ -97,40 +137,24 @@ def test_export_not_in_catalog_is_unknown() -> None:
         parse(export="nope")
 
 
-@pytest.mark.parametrize("fmt", [5, None, ["csv"], "CSV", "xlsx"])
-def test_format_of_wrong_type_or_value_is_unknown_format(fmt: Any) -> None:
+@pytest.mark.parametrize("fmt", ["CSV", "xlsx", ""])
+def test_format_of_another_value_is_unknown_format(fmt: str) -> None:
     with pytest.raises(UnknownFormat) as caught:
         parse(format=fmt)
     assert caught.value.extra == {"formats": ["csv", "jsonl", "parquet"]}
 
 
-@pytest.mark.parametrize("compression", [5, None, "GZIP", "brotli"])
-def test_compression_of_wrong_value_is_unknown_format(compression: Any) -> None:
+@pytest.mark.parametrize("compression", ["GZIP", "brotli", ""])
+def test_compression_of_another_value_is_unknown_format(compression: str) -> None:
     with pytest.raises(UnknownFormat, match="compression"):
         parse(compression=compression)
 
 
-@pytest.mark.parametrize("compression", [["gzip"], {"gzip": True}])
-def test_compression_of_unhashable_type_is_unknown_format(compression: Any) -> None:
-    with pytest.raises(UnknownFormat):
-        parse(compression=compression)
-
-
-@pytest.mark.parametrize("params", [[], "since=2025-01-01", 1])
-def test_params_must_be_an_object(params: Any) -> None:
-    with pytest.raises(InvalidRequest, match="'params'"):
-        parse(params=params)
-
-
-@pytest.mark.parametrize("name", [1, ["a.csv"], {"name": "a"}, True])
-def test_file_name_must_be_a_string(name: Any) -> None:
-    with pytest.raises(InvalidRequest, match="'file_name' must be a string"):
-        parse(file_name=name)
-
-
-@pytest.mark.parametrize("recipient", [1, ["bob@example.com"], "bob", "a b@example.com", ""])
-def test_recipient_must_be_an_email_address(recipient: Any) -> None:
-    with pytest.raises(InvalidRequest, match="'recipient'"):
+@pytest.mark.parametrize(
+    "recipient", ["bob", "a b@example.com", "", "bob@", "a@b@example.com", "é@example.com", "a@1.2"]
+)
+def test_recipient_must_be_a_plain_mail_address(recipient: str) -> None:
+    with pytest.raises(InvalidRecipient, match="'recipient'"):
         parse(allow_recipient=True, recipient=recipient)
 
 
@@ -167,12 +191,6 @@ def test_csv_options_apply_to_csv_only(fmt: str) -> None:
         parse(format=fmt, csv={"header": False})
 
 
-@pytest.mark.parametrize("raw", [[], ";", True])
-def test_csv_options_must_be_an_object(raw: Any) -> None:
-    with pytest.raises(InvalidRequest, match="'csv' must be an object"):
-        parse(csv=raw)
-
-
 def test_unknown_csv_option_is_refused() -> None:
     with pytest.raises(InvalidRequest, match="quote"):
         parse(csv={"quote": "'"})
@@ -185,13 +203,17 @@ def test_csv_flags_must_be_booleans(flag: str, value: Any) -> None:
         parse(csv={flag: value})
 
 
-@pytest.mark.parametrize("delimiter", ["", ";;", '"', "\n", "\r", 9, None])
+# Multi-byte (é, €, NBSP) or alphanumeric: COPY cannot take them, or a reader could not tell
+# them from the data; refused at intake instead of failing the build.
+@pytest.mark.parametrize(
+    "delimiter", ["", ";;", '"', "\n", "\r", 9, None, "é", "€", "\u00a0", "a", "7"]
+)
 def test_bad_delimiter_is_refused(delimiter: Any) -> None:
     with pytest.raises(InvalidRequest, match=r"csv\.delimiter"):
         parse(csv={"delimiter": delimiter})
 
 
-@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+@pytest.mark.parametrize("delimiter", [";", "\t", "|", " ", ":"])
 def test_single_character_delimiter_is_accepted(delimiter: str) -> None:
     assert parse(csv={"delimiter": delimiter}).options == {"delimiter": delimiter}
 
@@ -243,27 +265,36 @@ def test_caller_without_email_cannot_name_a_recipient_when_not_allowed() -> None
     ],
 )
 def test_file_name_is_sanitised(requested: str, expected: str) -> None:
-    assert file_name(requested, "orders", ".csv") == expected
+    assert file_name(requested, "orders", "csv", "none") == expected
 
 
-def test_file_name_gets_the_compressed_extension() -> None:
-    assert file_name("report", "orders", ".csv.gz") == "report.csv.gz"
+@pytest.mark.parametrize(
+    ("requested", "expected"),
+    [
+        ("report", "report.csv.gz"),
+        ("report.csv", "report.csv.gz"),  # the format's extension is not doubled
+        ("report.CSV.GZ", "report.CSV.GZ"),
+        ("report.txt", "report.txt.csv.gz"),
+    ],
+)
+def test_file_name_gets_the_compressed_extension(requested: str, expected: str) -> None:
+    assert file_name(requested, "orders", "csv", "gzip") == expected
 
 
 @pytest.mark.parametrize("requested", ["", "   ", "...", " . . "])
 def test_file_name_with_nothing_usable_is_refused(requested: str) -> None:
     with pytest.raises(InvalidRequest, match="no usable characters"):
-        file_name(requested, "orders", ".csv")
+        file_name(requested, "orders", "csv", "none")
 
 
 def test_file_name_at_the_limit_is_accepted() -> None:
     name = "x" * (MAX_FILE_NAME - len(".csv")) + ".csv"
-    assert file_name(name, "orders", ".csv") == name
+    assert file_name(name, "orders", "csv", "none") == name
 
 
 def test_file_name_over_the_limit_once_extended_is_refused() -> None:
     with pytest.raises(InvalidRequest, match=f"at most {MAX_FILE_NAME}"):
-        file_name("x" * (MAX_FILE_NAME - len(".csv") + 1), "orders", ".csv")
+        file_name("x" * (MAX_FILE_NAME - len(".csv") + 1), "orders", "csv", "none")
 
 
 def test_requested_file_name_flows_through_parse_create() -> None:
@@ -304,3 +335,33 @@ def test_params_left_out_still_require_the_required_ones() -> None:
 def test_invalid_params_are_refused(params: dict[str, Any], match: str) -> None:
     with pytest.raises(InvalidParams, match=match):
         parse(params=params)
+
+
+# --- hostile text -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "separator", ["\u2028", "\u2029", "\x85", "\x1c", "\x1d", "\x1e", "\x0b", "\x0c", "\r", "\n"]
+)
+def test_every_line_break_str_splitlines_knows_is_replaced_in_file_names(separator: str) -> None:
+    name = parse(file_name=f"q3{separator}report").file_name
+
+    assert name == "q3_report.csv"
+    assert len(name.splitlines()) == 1
+
+
+def test_an_encoded_word_in_a_file_name_is_kept_as_plain_text() -> None:
+    # Harmless here: the mail encodes every header that carries user text (see notify).
+    requested = "=?utf-8?q?x=0D=0ABcc:_victim@evil.example?= report"
+
+    assert parse(file_name=requested).file_name == requested + ".csv"
+
+
+@pytest.mark.parametrize(
+    "email", ["user@acme.example\r\nBcc: victim@evil.example", "user@acme.example\n", "a b@c.de"]
+)
+def test_a_token_email_that_is_not_a_plain_address_is_refused(email: str) -> None:
+    caller = Identity(sub="user-1", tenant="t1", email=email)
+
+    with pytest.raises(InvalidRecipient, match="email claim"):
+        parse(identity=caller)
