@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,test]'
 	touch $(STAMP)
 
+# make dev PORT=9000 DATA_DIR=/tmp/exportd-dev: another port or data folder.
 dev: $(STAMP)
-	$(BIN)/exportd dev
+	$(BIN)/exportd dev $(if $(PORT),--port $(PORT)) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 test: lint typecheck pytest
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 import asyncpg
 
+from exportd.api.serving import listen
 from exportd.config import Settings
 from exportd.db.migrate import migrate, pending_migrations
 from exportd.db.pool import connect
-from exportd.errors import ConfigError
+from exportd.errors import ConfigError, StartupError
 from exportd.export.catalog import Catalog
 from exportd.logs import configure_logging
 from exportd.server import serve
@@ -60,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p_serve.add_argument("--port", type=int, help="listen port (default: EXPORTD_PORT)")
     sub.add_parser("migrate", help="apply missing database migrations")
     p_dev = sub.add_parser("dev", help="run everything locally on embedded servers")
-    p_dev.add_argument("--port", type=int, default=8080)
+    p_dev.add_argument("--port", type=int, help="listen port (default: EXPORTD_PORT or 8080)")
     p_dev.add_argument("--data-dir", default=".exportd-dev")
     args = parser.parse_args(argv)
 
@@ -81,21 +83,27 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     settings, catalog = load_settings(os.environ)
     configure_logging(settings.log_format, settings.log_level)
+    sock = bind(args.host or settings.host, args.port or settings.port)
     asyncio.run(check_migrated(settings.database_url))
-    serve(
-        settings,
-        catalog,
-        role=args.role,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-    )
+    serve(settings, catalog, role=args.role, sock=sock)
 
 
-def run_dev(env: Mapping[str, str], *, port: int, data_dir: str) -> None:
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else starts: a port in use is one line."""
+    try:
+        return listen(host, port)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port} (EXPORTD_HOST, EXPORTD_PORT): {exc.strerror}", 1)
+
+
+def run_dev(env: Mapping[str, str], *, port: int | None, data_dir: str) -> None:
     """`exportd dev`: its servers (PostgreSQL, S3, an SMTP sink) come with the dev extra, so
     the dev stack is imported only when asked for."""
     try:
         from exportd.dev.run import run_dev as run_dev_stack
     except ImportError as exc:
         fail(f"`exportd dev` needs the dev extra (pip install 'exportd[dev]'): {exc}")
-    run_dev_stack(env, port=port, data_dir=data_dir)
+    try:
+        run_dev_stack(env, port=port, data_dir=data_dir)
+    except StartupError as exc:
+        fail(str(exc), 1)

@@ -108,6 +108,10 @@ class NotMigrated(ExportdError):
     status, code, title = 503, "not_migrated", "Database schema is not migrated"
 
 
+class StartupError(Exception):
+    """The process cannot start; the message is the one line the operator reads."""
+
+
 class LeaseLost(Exception):
     """A fenced write matched no row: another worker owns the job now, so this one must stop."""
 

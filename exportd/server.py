@@ -15,8 +15,9 @@ from typing import Any, Final
 
 import structlog
 
-from exportd.api.app import App, create_app, run
+from exportd.api.app import App, create_app
 from exportd.api.keys import Role, Services
+from exportd.api.serving import run
 from exportd.config import Settings
 from exportd.db.pool import Pool, create_pool
 from exportd.export.build import BuildJob
@@ -48,12 +49,12 @@ def build_app(settings: Settings, catalog: Catalog, *, role: Role = "all") -> Ap
     )
 
 
-def serve(settings: Settings, catalog: Catalog, *, role: Role, host: str, port: int) -> None:
-    """Serve until SIGINT or SIGTERM; long-polls get up to the grace period to be answered."""
+def serve(settings: Settings, catalog: Catalog, *, role: Role, sock: socket.socket) -> None:
+    """Serve on `sock` until SIGINT or SIGTERM; long-polls get up to the grace period to be
+    answered."""
     run(
         build_app(settings, catalog, role=role),
-        host=host,
-        port=port,
+        sock=sock,
         shutdown_timeout=min(settings.max_wait.total_seconds(), SHUTDOWN_GRACE.total_seconds()),
     )
 

@@ -66,16 +66,3 @@ async def begin_shutdown(app: web.Application) -> None:
     services = app[SERVICES]
     services.stop_claiming()
     services.listener.release_waiters()
-
-
-def run(app: App, *, host: str, port: int, shutdown_timeout: float) -> None:
-    """Serve until SIGINT or SIGTERM, then stop gracefully."""
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        print=None,
-        access_log=None,
-        # aiohttp waits this long for open requests (long-polls) before cleanup runs.
-        shutdown_timeout=shutdown_timeout,
-    )

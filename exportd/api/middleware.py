@@ -18,6 +18,7 @@ from exportd.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RequestTimeout,
     ServiceUnavailable,
 )
 
@@ -55,6 +56,8 @@ def problem(error: ExportdError, request: web.Request) -> web.Response:
         **error.extra,
     }
     response = web.json_response(body, status=error.status, content_type=PROBLEM_JSON)
+    if isinstance(error, RequestTimeout | ClientDisconnected):
+        response.force_close()  # the rest of the body may still come: do not read it as a request
     if error.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="exportd"'
     if error.status == 503:

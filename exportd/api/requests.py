@@ -136,22 +136,28 @@ def idempotency_key(request: web.Request, body: Any) -> IdempotencyKey | None:
 
 
 def parse_wait(request: web.Request) -> tuple[float, bool]:
-    """Seconds to long-poll (capped), from ?wait=N or Prefer: wait=N; and whether Prefer set it."""
-    raw, preferred = query(request, "wait"), False
-    if raw is None:
-        for part in (header(request, "Prefer") or "").split(","):
-            key, _, value = part.strip().partition("=")
-            if key.strip().lower() == "wait":
-                raw, preferred = value.strip(), True
-    if raw is None:
-        return 0.0, False
+    """Seconds to long-poll (capped) and whether Prefer asked for it: ?wait=N (a bad value is
+    a 400), else Prefer: wait=N (a bad one is ignored, as RFC 7240 asks of preferences)."""
+    cap = request.app[SETTINGS].max_wait.total_seconds()
+    raw = query(request, "wait")
+    if raw is not None:
+        seconds = _seconds(raw)
+        if seconds is None:
+            raise BadRequest("wait must be a number of seconds")
+        return min(seconds, cap), False
+    for part in (header(request, "Prefer") or "").split(","):
+        key, _, value = part.strip().partition("=")
+        if key.strip().lower() == "wait" and (seconds := _seconds(value.strip())) is not None:
+            return min(seconds, cap), True
+    return 0.0, False
+
+
+def _seconds(raw: str) -> float | None:
     try:
         seconds = float(raw)
     except ValueError:
-        raise BadRequest("wait must be a number of seconds") from None
-    if not (math.isfinite(seconds) and seconds >= 0):
-        raise BadRequest("wait must be a number of seconds")
-    return min(seconds, request.app[SETTINGS].max_wait.total_seconds()), preferred
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def parse_limit(request: web.Request, *, default: int, maximum: int) -> int:

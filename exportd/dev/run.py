@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import secrets
 import signal
-from collections.abc import Mapping
+import socket
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Final
 
 from exportd.api.auth import issue_token
+from exportd.api.serving import listen
 from exportd.config import Settings, as_env, env_for
 from exportd.dev.demo import CATALOG_PATH, TENANTS, load_demo
 from exportd.dev.stack import running_stack
+from exportd.errors import StartupError
 from exportd.export.catalog import Catalog
 from exportd.logs import configure_logging
 from exportd.server import serve
@@ -22,6 +27,7 @@ from exportd.server import serve
 AUDIENCE: Final = "exportd"
 BUCKET: Final = "exportd-dev"
 TOKEN_TTL_S: Final = 30 * 24 * 3600
+DEFAULT_PORT: Final = 8080
 
 
 def _secret(data_dir: Path) -> str:
@@ -40,23 +46,36 @@ def _write_private(path: Path, text: str) -> None:
     path.chmod(0o600)  # an older file may have been created with wider rights
 
 
-def run_dev(env: Mapping[str, str], *, port: int, data_dir: str) -> None:
+def run_dev(env: Mapping[str, str], *, port: int | None, data_dir: str) -> None:
+    """Raises StartupError (one line for the user) when it cannot start."""
     # Until the server installs its own handlers, SIGTERM must unwind through the stack
     # below too, or the servers started so far would outlive us.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     root = Path(data_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    configure_logging("console", env.get("EXPORTD_LOG_LEVEL", "info"))
     given = {k: v for k, v in env.items() if k.startswith("EXPORTD_") and v}
-    config: dict[str, str] = {
-        "EXPORTD_CATALOG": str(CATALOG_PATH),
-        "EXPORTD_JWT_SECRET": _secret(root),
-        "EXPORTD_JWT_AUDIENCE": AUDIENCE,
-        "EXPORTD_HOST": "127.0.0.1",
-        "EXPORTD_PORT": str(port),
-        "EXPORTD_LOG_FORMAT": "console",
-        "EXPORTD_MAIL_FROM": "exportd@localhost",
-    }
+    # One source of truth for where it listens: --port, else EXPORTD_PORT, else 8080.
+    host = given.pop("EXPORTD_HOST", "127.0.0.1")
+    port = port if port is not None else _port(given.pop("EXPORTD_PORT", str(DEFAULT_PORT)))
+    with ExitStack() as running:
+        running.enter_context(_only_one(root))
+        sock = running.enter_context(_listening(host, port))
+        configure_logging("console", env.get("EXPORTD_LOG_LEVEL", "info"))
+        config: dict[str, str] = {
+            "EXPORTD_CATALOG": str(CATALOG_PATH),
+            "EXPORTD_JWT_SECRET": _secret(root),
+            "EXPORTD_JWT_AUDIENCE": AUDIENCE,
+            "EXPORTD_HOST": host,
+            "EXPORTD_PORT": str(port),
+            "EXPORTD_LOG_FORMAT": "console",
+            "EXPORTD_MAIL_FROM": "exportd@localhost",
+        }
+        _serve_stack(root, config, given, sock)
+
+
+def _serve_stack(
+    root: Path, config: dict[str, str], given: dict[str, str], sock: socket.socket
+) -> None:
     mail_dir = root / "mail"
     print("exportd dev: starting embedded servers ...", flush=True)
     with running_stack(
@@ -72,8 +91,48 @@ def run_dev(env: Mapping[str, str], *, port: int, data_dir: str) -> None:
         catalog = Catalog.load(settings.catalog_path, settings.hook_modules)
         asyncio.run(load_demo(settings.database_url))
         _announce(root, settings, mail_dir)
-        serve(settings, catalog, role="all", host=settings.host, port=port)
+        serve(settings, catalog, role="all", sock=sock)
         print("exportd dev: stopping embedded servers ...", flush=True)
+
+
+def _port(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise StartupError(f"EXPORTD_PORT={raw!r} is not a TCP port")
+    return int(raw)
+
+
+@contextmanager
+def _only_one(root: Path) -> Iterator[None]:
+    """Hold the data dir's lock for as long as this dev stack runs: two stacks on one data
+    dir would fight over PostgreSQL's and S3's files."""
+    with (root / "dev.lock").open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise StartupError(
+                f"exportd dev is already running with data dir {root} (pid {holder}); stop it "
+                "or pass another --data-dir"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
+
+
+@contextmanager
+def _listening(host: str, port: int) -> Iterator[socket.socket]:
+    try:
+        sock = listen(host, port)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; pick another with --port "
+            "(make dev PORT=...)"
+        ) from None
+    with sock:
+        yield sock
 
 
 def _announce(root: Path, settings: Settings, mail_dir: Path) -> None:

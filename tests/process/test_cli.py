@@ -9,6 +9,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
@@ -104,6 +105,41 @@ async def test_serve_with_an_unreachable_database_says_so_in_one_line() -> None:
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1, run.stderr
     assert "cannot connect to EXPORTD_DATABASE_URL" in lines[0]
+
+
+async def test_serve_on_a_port_in_use_says_so_in_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = serve_env(EXPORTD_HOST="127.0.0.1", EXPORTD_PORT=str(port))
+
+        run = await run_exportd("serve", env=env)
+
+    assert run.returncode == 1, run
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in lines[0]
+    assert "EXPORTD_PORT" in lines[0]
+
+
+async def test_dev_on_a_port_in_use_says_so_before_starting_anything(tmp_path: Path) -> None:
+    data_dir = tmp_path / "dev"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        run = await run_exportd(
+            "dev", "--port", str(port), "--data-dir", str(data_dir), env=base_env()
+        )
+
+    assert run.returncode == 1, run
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in lines[0]
+    assert not (data_dir / "postgres").exists()  # nothing was started
+    assert "dev is up" not in run.stdout
 
 
 async def test_migrate_without_a_database_url_exits_2_naming_it() -> None:
@@ -250,6 +286,18 @@ async def test_dev_serves_the_demo_and_stops_everything_on_sigterm(tmp_path: Pat
             assert replica["EXPORTD_DATABASE_URL"] == facts["database_url"]
             assert replica["EXPORTD_S3_ENDPOINT_URL"] == facts["s3_endpoint"]
             Settings.from_env(replica)  # a replica can start from it as it is
+            for private in ("dev.json", "dev.env", "jwt-secret"):
+                assert (dev.data_dir / private).stat().st_mode & 0o077 == 0, private
+
+            # A second dev on the same data dir says so in one line, and stops.
+            second = await run_exportd(
+                "dev", "--port", str(free_port()), "--data-dir", str(dev.data_dir), env=base_env()
+            )
+            assert second.returncode == 1, second
+            assert second.stderr.strip().splitlines() == [
+                f"exportd: exportd dev is already running with data dir {dev.data_dir} "
+                f"(pid {dev.process.pid}); stop it or pass another --data-dir"
+            ]
 
             dev_auth = {"Authorization": f"Bearer {facts['token']}"}
             async with aiohttp.ClientSession(base_url=facts["api_url"]) as api:
