@@ -11,13 +11,14 @@ from exportd.api.requests import identity
 routes = web.RouteTableDef()
 
 
-@routes.get("/v1/export-types")
+@routes.get("/v1/export-types", allow_head=False)
 async def export_types(request: web.Request) -> web.Response:
     identity(request)
     catalog = request.app[CATALOG]
     return web.json_response({"items": [t.describe() for t in catalog.exports.values()]})
 
 
-@routes.get("/openapi.json")
+@routes.get("/openapi.json", allow_head=False)
 async def openapi(request: web.Request) -> web.Response:
+    identity(request)  # it lists the catalog: the same policy as /v1/export-types
     return web.json_response(spec(request.app[CATALOG], request.app[SETTINGS]))

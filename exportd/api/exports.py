@@ -108,7 +108,7 @@ async def cancel_export(request: web.Request) -> web.Response:
     return web.json_response(await render(request, export), headers={"ETag": etag(export)})
 
 
-@routes.get("/v1/exports/{export_id}")
+@routes.get("/v1/exports/{export_id}", allow_head=False)
 async def get_export(request: web.Request) -> web.Response:
     ident = identity(request)
     export_id = parse_export_id(request)
@@ -152,7 +152,7 @@ async def get_export(request: web.Request) -> web.Response:
     return web.json_response(await render(request, export), headers=headers)
 
 
-@routes.get("/v1/exports")
+@routes.get("/v1/exports", allow_head=False)
 async def list_exports(request: web.Request) -> web.Response:
     ident = identity(request)
     limit = parse_limit(request, default=DEFAULT_PAGE, maximum=request.app[SETTINGS].page_size_max)
@@ -164,7 +164,7 @@ async def list_exports(request: web.Request) -> web.Response:
         request.app[SERVICES].pool,
         ident.tenant,
         ident.sub,
-        after=decode_cursor(cursor) if cursor else None,
+        after=None if cursor is None else decode_cursor(cursor),
         status=status,
         limit=limit + 1,
     )

@@ -18,6 +18,10 @@ from exportd.export.params import NAME
 from exportd.text import MAX_ADDRESS, is_address, one_line
 
 MAX_FILE_NAME: Final = 150
+# A requested name this long always fits once the longest extension (.jsonl.zst) is added.
+FILE_NAME_ROOM: Final = MAX_FILE_NAME - max(
+    len(f.extension + c.extension) for f in FORMATS.values() for c in COMPRESSIONS.values()
+)
 MAX_EXPORT_NAME: Final = 63
 # One ASCII byte that PostgreSQL's COPY accepts and a reader can tell from data: a tab, a
 # space or punctuation other than the quote (COPY refuses newline, CR and the quote itself).
@@ -46,7 +50,7 @@ class CreateRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_
     params: dict[str, Any] = msgspec.field(default_factory=dict)
     format: str = "csv"
     compression: str = "none"
-    file_name: Annotated[str, msgspec.Meta(max_length=MAX_FILE_NAME)] | None = None
+    file_name: Annotated[str, msgspec.Meta(max_length=FILE_NAME_ROOM)] | None = None
     recipient: Annotated[str, msgspec.Meta(max_length=MAX_ADDRESS)] | None = None
     csv: CsvOptions | None = None
 

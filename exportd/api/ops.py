@@ -13,7 +13,7 @@ from exportd.errors import NotMigrated, ServiceUnavailable
 routes = web.RouteTableDef()
 
 
-@routes.get("/metrics")
+@routes.get("/metrics", allow_head=False)
 async def metrics(request: web.Request) -> web.Response:
     depth = await queue_depth(request.app[SERVICES].pool)
     gauges = [("exportd_jobs", {"kind": k, "state": s}, n) for k, s, n in depth]
@@ -22,12 +22,12 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/healthz")
+@routes.get("/healthz", allow_head=False)
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-@routes.get("/readyz")
+@routes.get("/readyz", allow_head=False)
 async def readyz(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     try:

@@ -34,7 +34,8 @@ MAX_HEADER: Final = 8190  # aiohttp's own limit for one header field
 MAX_CURSOR: Final = 512
 # A client's X-Request-ID is kept only if it is this short and plain; else we make our own.
 REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_PRINTABLE_ASCII: Final = re.compile(r"^[\x20-\x7e]*$")
+# What a header or query value may hold: visible ASCII, spaces and tabs (RFC 9110 field text).
+_PRINTABLE_ASCII: Final = re.compile(r"^[\t\x20-\x7e]*$")
 _DIGITS: Final = re.compile(r"^[0-9]{1,9}$")
 
 
@@ -124,7 +125,7 @@ def idempotency_key(request: web.Request, body: Any) -> IdempotencyKey | None:
     key = header(request, "Idempotency-Key", max_length=MAX_IDEMPOTENCY_KEY)
     if key is None:
         return None
-    if not key:
+    if not key or "\t" in key:
         raise BadRequest(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII chars")
     # Keys belong to the caller (tenant and sub); the same key with another body is an error.
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))

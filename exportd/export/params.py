@@ -15,7 +15,7 @@ PARAM_TYPES: Final = ("string", "int", "date", "timestamp", "bool", "enum")
 TENANT: Final = "tenant"
 # Export and parameter names: what a catalog may call things.
 NAME: Final = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-_INT_RANGE: Final = (-(2**63), 2**63 - 1)
+INT_RANGE: Final = (-(2**63), 2**63 - 1)  # bigint
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,9 +87,12 @@ def _string(param: Param, value: Any) -> str:
 
 
 def _int(param: Param, value: Any) -> int:
+    # JSON has one number type: 3.0 is an integer too (as JSON Schema says).
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError("expected an integer")
-    if not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+    if not INT_RANGE[0] <= value <= INT_RANGE[1]:
         raise ValueError("out of range for a 64-bit integer")
     return value
 

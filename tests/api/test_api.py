@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from exportd.config import Settings
 from exportd.export.catalog import Catalog
 from tests.support.client import create
+from tests.support.contract import conforms
 from tests.support.tokens import AUDIENCE, JWT_SECRET, auth, make_token
 
 Client: TypeAlias = "TestClient[Any, Any]"
@@ -49,6 +50,7 @@ async def problem(response: aiohttp.ClientResponse, status: int, code: str) -> d
     assert response.status == status, await response.text()
     assert response.content_type == PROBLEM_JSON
     body: dict[str, Any] = await response.json(content_type=PROBLEM_JSON)
+    conforms("Problem", body)
     assert body["status"] == status
     assert body["code"] == code
     assert isinstance(body["title"], str) and body["title"]
@@ -60,8 +62,7 @@ async def client_error(response: aiohttp.ClientResponse) -> None:
     """Assert a 4xx problem+json with the RFC 9457 members (any code): bad input, never a 500."""
     assert 400 <= response.status < 500, await response.text()
     assert response.content_type == PROBLEM_JSON
-    body = await response.json(content_type=PROBLEM_JSON)
-    assert {"code", "status", "title", "detail"} <= body.keys()
+    conforms("Problem", await response.json(content_type=PROBLEM_JSON))
 
 
 async def assert_nothing_written(conn: Conn) -> None:
@@ -399,6 +400,7 @@ async def list_page(client: Client, query: str) -> dict[str, Any]:
     response = await client.get(f"/v1/exports?{query}", headers=auth())
     assert response.status == 200, await response.text()
     body: dict[str, Any] = await response.json()
+    conforms("ExportPage", body)
     return body
 
 
@@ -456,7 +458,9 @@ async def test_list_rejects_limit_0_and_limit_1000(api: Client) -> None:
 async def export_types(client: Client) -> dict[str, dict[str, Any]]:
     response = await client.get("/v1/export-types", headers=auth())
     assert response.status == 200, await response.text()
-    return {item["name"]: item for item in (await response.json())["items"]}
+    body = await response.json()
+    conforms("ExportTypes", body)
+    return {item["name"]: item for item in body["items"]}
 
 
 async def test_export_types_lists_the_catalog(api: Client, catalog: Catalog) -> None:
@@ -540,7 +544,7 @@ async def test_202_has_location_of_the_export_and_an_etag(api: Client) -> None:
 
 
 async def test_openapi_describes_the_routes_and_the_catalog(api: Client) -> None:
-    response = await api.get("/openapi.json")
+    response = await api.get("/openapi.json", headers=auth())
 
     assert response.status == 200
     spec = await response.json()
@@ -549,7 +553,16 @@ async def test_openapi_describes_the_routes_and_the_catalog(api: Client) -> None
         spec["paths"]
     )
     variants = {v["title"]: v for v in spec["components"]["schemas"]["ExportRequest"]["oneOf"]}
-    orders = variants["orders"]["properties"]["params"]
+    assert {"orders (csv)", "orders (jsonl)", "orders (parquet)"} <= set(variants)
+    assert variants["orders (parquet)"]["properties"]["compression"]["const"] == "none"
+    orders = variants["orders (csv)"]["properties"]["params"]
     assert orders["required"] == ["since"]
-    assert orders["properties"]["since"] == {"type": "string", "format": "date"}
-    assert orders["properties"]["status"]["enum"] == ["placed", "paid", "shipped", "refunded"]
+    assert orders["properties"]["since"]["format"] == "date"
+    # An optional parameter may be null (its default).
+    assert orders["properties"]["status"]["enum"] == ["placed", "paid", "shipped", "refunded", None]
+
+
+async def test_the_openapi_document_needs_a_token_like_the_catalog(api: Client) -> None:
+    response = await api.get("/openapi.json")
+
+    await problem(response, 401, "unauthorized")

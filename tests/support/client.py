@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from exportd.model import TERMINAL
+from tests.support.contract import conforms
 from tests.support.tokens import auth
 
 Http: TypeAlias = "TestClient[Any, Any] | aiohttp.ClientSession"
@@ -26,6 +27,7 @@ async def create(http: Http, body: dict[str, Any], **claims: Any) -> Export:
     response = await http.post("/v1/exports", json=body, headers=auth(**claims))
     assert response.status == 202, await response.text()
     result: Export = await response.json()
+    conforms("Export", result)
     return result
 
 
@@ -50,6 +52,7 @@ async def wait_for(
                 continue
             assert response.status == 200, await response.text()
             body: Export = await response.json()
+            conforms("Export", body)
             if until(body):
                 return body
             etag = response.headers["ETag"]

@@ -1,0 +1,187 @@
+"""The JSON Schemas of every response body: an export, a page, the catalog, a problem."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from exportd.api.request_schema import CSV_OPTIONS, Schema, export_request
+from exportd.export.catalog import Catalog
+from exportd.export.formats import COMPRESSIONS, FORMATS
+from exportd.export.params import PARAM_TYPES
+from exportd.model import Status
+
+TIMESTAMP: Final[Schema] = {"type": "string", "format": "date-time"}
+MAYBE_TIMESTAMP: Final[Schema] = {"type": ["string", "null"], "format": "date-time"}
+COUNT: Final[Schema] = {"type": "integer", "minimum": 0}
+
+ERROR: Final[Schema] = {
+    "type": ["object", "null"],
+    "required": ["code", "message"],
+    "properties": {"code": {"type": "string"}, "message": {"type": ["string", "null"]}},
+}
+
+RESULT: Final[Schema] = {
+    "type": ["object", "null"],
+    "required": [
+        "download_url",
+        "file_name",
+        "size",
+        "rows",
+        "sha256",
+        "content_type",
+        "as_of",
+        "expires_at",
+    ],
+    "properties": {
+        "download_url": {
+            "type": ["string", "null"],
+            "format": "uri",
+            "description": "Presigned when read; null once the file has expired.",
+        },
+        "file_name": {"type": "string"},
+        "size": COUNT,
+        "rows": COUNT,
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "content_type": {"type": "string"},
+        "as_of": {**MAYBE_TIMESTAMP, "description": "The snapshot the file shows."},
+        "expires_at": MAYBE_TIMESTAMP,
+    },
+}
+
+EXPORT: Final[Schema] = {
+    "type": "object",
+    "required": [
+        "id",
+        "status",
+        "export",
+        "params",
+        "format",
+        "compression",
+        "options",
+        "file_name",
+        "recipient",
+        "progress",
+        "attempts",
+        "error",
+        "result",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "notified_at",
+        "expires_at",
+        "version",
+    ],
+    "properties": {
+        "id": {"type": "string", "format": "uuid"},
+        "status": {"enum": list(Status)},
+        "export": {"type": "string"},
+        "params": {"type": "object"},
+        "format": {"enum": list(FORMATS)},
+        "compression": {"enum": list(COMPRESSIONS)},
+        "options": CSV_OPTIONS,
+        "file_name": {"type": "string"},
+        "recipient": {"type": ["string", "null"]},
+        "progress": {
+            "type": "object",
+            "required": ["rows", "bytes"],
+            "properties": {"rows": COUNT, "bytes": COUNT},
+        },
+        "attempts": COUNT,
+        "error": ERROR,
+        "result": RESULT,
+        "created_at": TIMESTAMP,
+        "started_at": MAYBE_TIMESTAMP,
+        "finished_at": MAYBE_TIMESTAMP,
+        "notified_at": MAYBE_TIMESTAMP,
+        "expires_at": MAYBE_TIMESTAMP,
+        "version": {"type": "integer", "minimum": 1, "description": "Its ETag: bumps on change."},
+    },
+}
+
+EXPORT_PAGE: Final[Schema] = {
+    "type": "object",
+    "required": ["items", "next_cursor"],
+    "properties": {
+        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Export"}},
+        "next_cursor": {"type": ["string", "null"]},
+    },
+}
+
+EXPORT_TYPES: Final[Schema] = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "title", "description", "formats", "params"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "title": {"type": "string"},
+                    "description": {"type": "string"},
+                    "formats": {"type": "array", "items": {"enum": list(FORMATS)}},
+                    "spreadsheet_safe": {"type": "boolean"},
+                    "params": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "type", "required"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "type": {"enum": list(PARAM_TYPES)},
+                                "required": {"type": "boolean"},
+                                "default": {},
+                                "values": {"type": "array", "items": {"type": "string"}},
+                                "description": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            },
+        }
+    },
+}
+
+PROBLEM: Final[Schema] = {
+    "type": "object",
+    "description": "RFC 9457 problem details, with a stable `code`.",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "code": {"type": "string", "examples": ["invalid_params", "export_not_found"]},
+        "instance": {"type": "string"},
+        "retry_after": {"type": "integer"},
+    },
+}
+
+HEALTH: Final[Schema] = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"const": "ok"}},
+}
+
+READY: Final[Schema] = {
+    "type": "object",
+    "required": ["status", "checks", "role"],
+    "properties": {
+        "status": {"const": "ready"},
+        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+        "role": {"enum": ["all", "api", "worker"]},
+    },
+}
+
+
+def components(catalog: Catalog) -> Schema:
+    return {
+        "ExportRequest": export_request(catalog),
+        "Export": EXPORT,
+        "ExportPage": EXPORT_PAGE,
+        "ExportTypes": EXPORT_TYPES,
+        "Problem": PROBLEM,
+        "Health": HEALTH,
+        "Ready": READY,
+    }
