@@ -15,7 +15,7 @@ import zstandard
 
 from exportd.export.compress import CHUNK, DEPTH, Compressing, Direct, codec, sink_for
 from exportd.export.formats import content_type, extension
-from exportd.notify.message import ReadyMail, compose, human_size, message_id
+from exportd.notify.message import MailUnbuildable, ReadyMail, compose, human_size, message_id
 from exportd.storage.writer import content_disposition, part_size_for
 
 
@@ -212,3 +212,28 @@ def test_message_id_is_stable_per_export() -> None:
 )
 def test_human_size(size: int, text: str) -> None:
     assert human_size(size) == text
+
+
+@pytest.mark.parametrize(
+    ("recipient", "sender"),
+    [
+        ("a@b.example\r\nBcc: victim@evil.example", "exports@example.com"),
+        ("not an address", "exports@example.com"),
+        ("alice@example.com", "Exports\r\nBcc: x <exports@example.com>"),
+    ],
+)
+def test_a_mail_that_cannot_be_built_safely_is_a_permanent_failure(
+    recipient: str, sender: str
+) -> None:
+    with pytest.raises(MailUnbuildable) as caught:
+        compose(replace(MAIL, recipient=recipient), sender=sender)
+
+    assert caught.value.code == "mail_unbuildable"
+    assert caught.value.retryable is False
+
+
+def test_a_display_name_sender_is_encoded_and_kept() -> None:
+    msg = delivered(compose(MAIL, sender="Ünïcode Exports <exports@example.com>"))
+
+    assert msg["From"].addresses[0].display_name == "Ünïcode Exports"
+    assert msg["From"].addresses[0].addr_spec == "exports@example.com"
