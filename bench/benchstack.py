@@ -16,6 +16,7 @@ import asyncpg
 from exportd.db.migrate import migrate
 from exportd.dev.stack import Stack, running_stack
 from exportd.export.definition import ALL_FORMATS
+from tests.support.database import SCHEMA
 
 BUCKET: Final = "exportd-bench"
 EXPORT_NAME: Final = "bench_rows"
@@ -70,7 +71,7 @@ sql = """
 def bench_stack(root: Path) -> Iterator[tuple[Stack, Path]]:
     """The embedded stack under `root`, migrated, with the bench catalog; (stack, catalog)."""
     with running_stack(root, bucket=BUCKET, mail_dir=root / "mail") as stack:
-        asyncio.run(migrate(stack.pg.uri))
+        asyncio.run(migrate(stack.pg.uri, schema=SCHEMA))
         catalog_path = root / "catalog.toml"
         catalog_path.write_text(CATALOG)
         yield stack, catalog_path

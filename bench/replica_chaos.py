@@ -28,14 +28,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
-import asyncpg
-
 from exportd.config import Settings
 from exportd.db.migrate import migrate
 from exportd.dev.servers import free_port
 from exportd.dev.stack import Stack, running_stack
 from tests.support import chaos as scenario
 from tests.support.catalog import CATALOG_PATH, HOOKS
+from tests.support.database import SCHEMA, connect
 from tests.support.loadbalancer import LoadBalancer, nginx_binary
 from tests.support.processes import ROOT, ExportdProcess, fleet_env
 from tests.support.tokens import AUDIENCE, JWT_SECRET
@@ -79,7 +78,7 @@ def replica_env(settings: Settings, workers: int) -> dict[str, str]:
 
 async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     dsn = await stack.pg.recreate_database(DATABASE)
-    await migrate(dsn)
+    await migrate(dsn, schema=SCHEMA)
     root, s3, sink = stack.root, stack.s3, stack.mail
     settings = Settings(
         **(stack.settings() | {"database_url": dsn}),
@@ -98,7 +97,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         ExportdProcess.serve(f"r{n}", port=free_port(), env=env, log_path=logs / f"r{n}.log")
         for n in range(1, args.replicas + 1)
     ]
-    conn = await asyncpg.connect(dsn)
+    conn = await connect(dsn)
     nginx = LoadBalancer([r.port for r in fleet], root / "nginx")
     try:
         await asyncio.gather(*(r.start() for r in fleet))

@@ -13,7 +13,7 @@ from typing import NoReturn
 import asyncpg
 
 from exportd.api.serving import listen
-from exportd.config import Settings
+from exportd.config import Settings, database_settings
 from exportd.db.migrate import migrate, pending_migrations
 from exportd.db.pool import connect
 from exportd.errors import ConfigError, StartupError
@@ -23,7 +23,9 @@ from exportd.server import serve
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    print(f"exportd: {message}", file=sys.stderr)
+    """Stop with `message`, one `exportd: ` line per line of it."""
+    for line in message.splitlines():
+        print(f"exportd: {line}", file=sys.stderr)
     raise SystemExit(code)
 
 
@@ -36,9 +38,9 @@ def load_settings(env: Mapping[str, str]) -> tuple[Settings, Catalog]:
     return settings, catalog
 
 
-async def check_migrated(dsn: str) -> None:
+async def check_migrated(dsn: str, schema: str) -> None:
     try:
-        conn = await connect(dsn)
+        conn = await connect(dsn, schema=schema)
     except (OSError, asyncpg.PostgresError) as exc:
         fail(f"cannot connect to EXPORTD_DATABASE_URL: {exc}", 1)
     try:
@@ -70,10 +72,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         run_dev(os.environ, port=args.port, data_dir=args.data_dir)
         return
     if args.command == "migrate":
-        dsn = os.environ.get("EXPORTD_DATABASE_URL") or fail("EXPORTD_DATABASE_URL is required")
+        try:
+            dsn, schema = database_settings(os.environ)
+        except ConfigError as exc:
+            fail(exc.detail)
         configure_logging("json", "info")
         try:
-            applied = asyncio.run(migrate(dsn))
+            applied = asyncio.run(migrate(dsn, schema=schema))
         except (OSError, asyncpg.PostgresError) as exc:
             fail(f"cannot migrate EXPORTD_DATABASE_URL: {exc}", 1)
         print(
@@ -84,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings, catalog = load_settings(os.environ)
     configure_logging(settings.log_format, settings.log_level)
     sock = bind(args.host or settings.host, args.port or settings.port)
-    asyncio.run(check_migrated(settings.database_url))
+    asyncio.run(check_migrated(settings.database_url, settings.database_schema))
     serve(settings, catalog, role=args.role, sock=sock)
 
 

@@ -8,7 +8,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Final, Literal, Self
+from urllib.parse import urlsplit
+
+import jwt
 
 from exportd.errors import ConfigError
 from exportd.text import parse_mailbox
@@ -20,6 +23,7 @@ S3_MIN_PART = 5 * MIB
 SmtpTls = Literal["none", "starttls", "tls"]
 LogFormat = Literal["json", "console"]
 JWT_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384")
+SCHEMA_NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,6 +31,8 @@ class Settings:
     """Everything exportd can be told; built once by `Settings.from_env(os.environ)`."""
 
     database_url: str
+    # exportd's tables live in this schema of that database, beside the application's own.
+    database_schema: str = "exportd"
     source_database_url: str = ""
     catalog_path: Path
     # Python modules whose register(registry) adds exports that are not plain SQL.
@@ -92,57 +98,115 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Self:
-        """Read EXPORTD_<FIELD> for each field; raise ConfigError naming the first bad variable."""
+        """Read EXPORTD_<FIELD> for each field; raise ConfigError listing every problem at
+        once, one line each, each naming its variable."""
         values: dict[str, Any] = {}
+        problems: list[str] = []
         for f in fields(cls):
             name = env_name(f.name)
             raw = env.get(name)
             if raw is None or raw == "":
                 if f.default is MISSING and f.default_factory is MISSING:
-                    raise ConfigError(f"{name} is required")
+                    problems.append(f"{name} is required")
                 continue
-            values[f.name] = _parse(name, str(f.type), raw)
+            try:
+                values[f.name] = _parse(name, str(f.type), raw)
+            except ConfigError as exc:
+                problems.append(exc.detail)
+        if problems:  # fields that did not parse would only repeat themselves below
+            raise ConfigError("\n".join(problems))
         settings = cls(**values)
         settings.validate()
         return settings
 
     def validate(self) -> None:
-        """Cross-field checks; each names the variable to fix."""
-        _check(self.workers >= 1, "EXPORTD_WORKERS must be at least 1")
-        _check(self.max_attempts >= 1, "EXPORTD_MAX_ATTEMPTS must be at least 1")
-        _check(self.tenant_max_running >= 1, "EXPORTD_TENANT_MAX_RUNNING must be at least 1")
-        _check(self.tenant_max_queued >= 1, "EXPORTD_TENANT_MAX_QUEUED must be at least 1")
-        _check(1 <= self.port <= 65535, "EXPORTD_PORT must be a TCP port")
-        _check(self.part_size >= S3_MIN_PART, f"EXPORTD_PART_SIZE must be at least {S3_MIN_PART}")
-        _check(self.parts_in_flight >= 1, "EXPORTD_PARTS_IN_FLIGHT must be at least 1")
-        _check(self.lease >= timedelta(seconds=2), "EXPORTD_LEASE_S must be at least 2")
-        _check(self.sweep_interval > timedelta(0), "EXPORTD_SWEEP_INTERVAL_S must be positive")
-        _check(
-            self.link_ttl <= timedelta(days=7), "EXPORTD_LINK_TTL_S must be at most 7 days (SigV4)"
-        )
-        _check(self.max_wait >= timedelta(0), "EXPORTD_MAX_WAIT_S must not be negative")
-        _check(self.body_timeout > timedelta(0), "EXPORTD_BODY_TIMEOUT_S must be positive")
-        _check(self.jwt_algorithm in JWT_ALGORITHMS, "EXPORTD_JWT_ALGORITHM is not supported")
+        """Raise ConfigError listing every cross-field problem, one line each."""
+        problems = self.problems()
+        if problems:
+            raise ConfigError("\n".join(problems))
+
+    def problems(self) -> list[str]:
+        """What is wrong with these settings; each line names the variable to fix."""
+        checks = [
+            (self.workers >= 1, "EXPORTD_WORKERS must be at least 1"),
+            (self.max_attempts >= 1, "EXPORTD_MAX_ATTEMPTS must be at least 1"),
+            (self.tenant_max_running >= 1, "EXPORTD_TENANT_MAX_RUNNING must be at least 1"),
+            (self.tenant_max_queued >= 1, "EXPORTD_TENANT_MAX_QUEUED must be at least 1"),
+            (1 <= self.port <= 65535, "EXPORTD_PORT must be a TCP port"),
+            (self.part_size >= S3_MIN_PART, f"EXPORTD_PART_SIZE must be at least {S3_MIN_PART}"),
+            (self.parts_in_flight >= 1, "EXPORTD_PARTS_IN_FLIGHT must be at least 1"),
+            (self.lease >= timedelta(seconds=2), "EXPORTD_LEASE_S must be at least 2"),
+            (self.sweep_interval > timedelta(0), "EXPORTD_SWEEP_INTERVAL_S must be positive"),
+            (self.link_ttl <= timedelta(days=7), "EXPORTD_LINK_TTL_S must be at most 7 days"),
+            (self.max_wait >= timedelta(0), "EXPORTD_MAX_WAIT_S must not be negative"),
+            (self.body_timeout > timedelta(0), "EXPORTD_BODY_TIMEOUT_S must be positive"),
+            (
+                SCHEMA_NAME.fullmatch(self.database_schema) is not None,
+                "EXPORTD_DATABASE_SCHEMA must be a lower-case SQL name (a-z, 0-9, _)",
+            ),
+            (
+                parse_mailbox(self.mail_from) is not None,
+                "EXPORTD_MAIL_FROM must be name@host or Display Name <name@host> (ASCII address)",
+            ),
+            (
+                self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"),
+                "EXPORTD_LOG_LEVEL must be debug, info, warning or error",
+            ),
+        ]
+        problems = [message for ok, message in checks if not ok]
+        problems += _dsn_problems("EXPORTD_DATABASE_URL", self.database_url)
+        if self.source_database_url:
+            problems += _dsn_problems("EXPORTD_SOURCE_DATABASE_URL", self.source_database_url)
+        return problems + self._jwt_problems()
+
+    def _jwt_problems(self) -> list[str]:
+        """The signing key, loaded now and matched to its algorithm: a wrong one is found at
+        start, not by every request after it."""
+        if self.jwt_algorithm not in JWT_ALGORITHMS:
+            return [f"EXPORTD_JWT_ALGORITHM must be one of {', '.join(JWT_ALGORITHMS)}"]
         if self.jwt_algorithm.startswith("HS"):
-            _check(bool(self.jwt_secret), "EXPORTD_JWT_SECRET is required for HS* algorithms")
-        else:
-            _check(
-                "BEGIN PUBLIC KEY" in self.jwt_public_key,
-                "EXPORTD_JWT_PUBLIC_KEY must be a PEM public key for RS*/ES* algorithms",
-            )
-        _check(
-            parse_mailbox(self.mail_from) is not None,
-            "EXPORTD_MAIL_FROM must be name@host or Display Name <name@host> (address in ASCII)",
-        )
-        _check(
-            self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"),
-            "EXPORTD_LOG_LEVEL must be debug, info, warning or error",
-        )
+            if not self.jwt_secret:
+                return [f"EXPORTD_JWT_SECRET is required for {self.jwt_algorithm}"]
+            needed = int(self.jwt_algorithm[2:]) // 8  # RFC 7518 3.2: as long as the hash
+            if len(self.jwt_secret.encode()) < needed:
+                return [
+                    f"EXPORTD_JWT_SECRET must be at least {needed} bytes for {self.jwt_algorithm}"
+                ]
+            return []
+        family = "RSA" if self.jwt_algorithm.startswith("RS") else "EC"
+        try:
+            jwt.get_algorithm_by_name(self.jwt_algorithm).prepare_key(self.jwt_public_key)
+        except (jwt.InvalidKeyError, ValueError, TypeError):
+            return [
+                f"EXPORTD_JWT_PUBLIC_KEY must be a PEM {family} public key for {self.jwt_algorithm}"
+            ]
+        return []
 
 
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
+def database_settings(env: Mapping[str, str]) -> tuple[str, str]:
+    """(database URL, schema) alone, for `exportd migrate`; ConfigError when either is bad."""
+    dsn = env.get(env_name("database_url"), "")
+    schema = env.get(env_name("database_schema")) or "exportd"
+    problems = (
+        _dsn_problems("EXPORTD_DATABASE_URL", dsn) if dsn else ["EXPORTD_DATABASE_URL is required"]
+    )
+    if not SCHEMA_NAME.fullmatch(schema):
+        problems.append("EXPORTD_DATABASE_SCHEMA must be a lower-case SQL name (a-z, 0-9, _)")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return dsn, schema
+
+
+def _dsn_problems(name: str, dsn: str) -> list[str]:
+    """A database URL asyncpg can use: postgresql://user:pass@host:port/db?options."""
+    try:
+        parts = urlsplit(dsn)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        return [f"{name} is not a valid URL: {exc}"]
+    if parts.scheme not in ("postgresql", "postgres"):
+        return [f"{name} must be a postgresql:// URL (not {parts.scheme or 'key=value'}://...)"]
+    return []
 
 
 def _parse_bool(raw: str) -> bool:

@@ -65,7 +65,9 @@ async def running(
 ) -> AsyncIterator[Services]:
     """Open what the process runs on, in order, and close it in reverse: the pool and S3,
     the LISTEN connection, then (unless the role is api) the dispatcher and workers."""
-    pool = await create_pool(settings.database_url, min_size=1, max_size=10)
+    pool = await create_pool(
+        settings.database_url, schema=settings.database_schema, min_size=1, max_size=10
+    )
     try:
         async with open_s3(settings) as s3:
             storage = Storage(
@@ -74,7 +76,11 @@ async def running(
                 part_size=settings.part_size,
                 parts_in_flight=settings.parts_in_flight,
             )
-            listener = Listener(dsn=settings.database_url, probe_interval=settings.sweep_interval)
+            listener = Listener(
+                dsn=settings.database_url,
+                schema=settings.database_schema,
+                probe_interval=settings.sweep_interval,
+            )
             async with side_task(listener.run(), "listener"):
                 services = Services(pool=pool, storage=storage, listener=listener)
                 if role == "api":
@@ -123,7 +129,7 @@ async def workers_running(
     running jobs get a grace period before they are handed back."""
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     source = await create_pool(
-        settings.source_url, min_size=0, max_size=settings.workers, codecs=False
+        settings.source_url, schema=None, min_size=0, max_size=settings.workers, codecs=False
     )
     try:
         workers = WorkerPool(

@@ -25,6 +25,7 @@ from exportd.dev.stack import Stack, running_stack
 from exportd.export.catalog import Catalog
 from exportd.server import build_app
 from tests.support.catalog import CATALOG_PATH, HOOKS, TEST_SCHEMA, load_test_catalog
+from tests.support.database import SCHEMA, connect
 from tests.support.mail import Mailbox
 from tests.support.processes import ExportdProcess, fleet_env
 from tests.support.tokens import AUDIENCE, JWT_SECRET
@@ -66,7 +67,7 @@ def template_db(pg: EmbeddedPostgres) -> str:
 
     async def build() -> None:
         dsn = await pg.recreate_database(TEMPLATE_DB)
-        await load_demo(dsn)
+        await load_demo(dsn, schema=SCHEMA)
         await admin_execute(pg, TEST_SCHEMA.read_text(), database=dsn)
 
     asyncio.run(build())
@@ -92,7 +93,7 @@ async def admin_execute(pg: EmbeddedPostgres, sql: str, *, database: str | None 
 
 @pytest.fixture
 async def conn(dsn: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
-    connection = await asyncpg.connect(dsn)
+    connection = await connect(dsn)
     yield connection
     await connection.close()
 

@@ -1,5 +1,6 @@
 """Schema migrations: the numbered SQL files shipped as `exportd.migrations`, applied in one
-transaction under an advisory lock so replicas starting together are safe."""
+transaction under an advisory lock so replicas starting together are safe, inside exportd's
+own schema (the files name no schema; the search path points at it)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from importlib.resources.abc import Traversable
 from typing import Final, Self
 
 from exportd.db.pool import Conn, connect
+from exportd.db.source import quote_ident
 
 # The top-level migrations/ folder, installed as this package (see pyproject.toml).
 MIGRATIONS_PACKAGE: Final = "exportd.migrations"
@@ -29,6 +31,25 @@ APPLIED_MIGRATIONS: Final = "SELECT version FROM exportd_migrations"
 RECORD_MIGRATION: Final = "INSERT INTO exportd_migrations (version, name) VALUES ($1, $2)"
 
 MIGRATIONS_TABLE_EXISTS: Final = "SELECT to_regclass('exportd_migrations') IS NOT NULL"
+
+CREATE_SCHEMA: Final = "CREATE SCHEMA IF NOT EXISTS {schema}"
+
+# This transaction's statements name exportd's schema first (and only it).
+USE_SCHEMA: Final = "SET LOCAL search_path TO {schema}"
+
+# exportd up to migration 0004 kept its objects in `public`: found there (and not yet in
+# the schema), they move, data and all.
+LEGACY_LAYOUT: Final = """
+SELECT to_regclass('public.exportd_migrations') IS NOT NULL
+   AND to_regclass(quote_ident($1) || '.exportd_migrations') IS NULL"""
+ADOPT_LEGACY: Final = (
+    "ALTER TABLE public.exportd_migrations SET SCHEMA {schema}",
+    "ALTER TABLE public.idempotency_keys SET SCHEMA {schema}",
+    "ALTER TABLE public.jobs SET SCHEMA {schema}",
+    "ALTER TABLE public.exports SET SCHEMA {schema}",
+    "ALTER FUNCTION public.exportd_jobs_notify() SET SCHEMA {schema}",
+    "ALTER FUNCTION public.exportd_exports_notify() SET SCHEMA {schema}",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +90,18 @@ async def pending_migrations(conn: Conn) -> list[Migration]:
     return [m for m in load_migrations() if m.version not in done]
 
 
-async def apply_migrations(conn: Conn, migrations: list[Migration]) -> list[Migration]:
-    """Apply the missing migrations in one transaction under the advisory lock."""
+async def apply_migrations(
+    conn: Conn, migrations: list[Migration], *, schema: str
+) -> list[Migration]:
+    """Apply the missing migrations to `schema` in one transaction under the advisory lock."""
+    name = quote_ident(schema)
     async with conn.transaction():
         await conn.execute(LOCK_MIGRATIONS, MIGRATION_LOCK_KEY)
+        await conn.execute(CREATE_SCHEMA.format(schema=name))
+        if schema != "public" and await conn.fetchval(LEGACY_LAYOUT, schema):
+            for statement in ADOPT_LEGACY:
+                await conn.execute(statement.format(schema=name))
+        await conn.execute(USE_SCHEMA.format(schema=name))
         await conn.execute(CREATE_MIGRATIONS_TABLE)
         done = await applied_migrations(conn)
         applied = []
@@ -85,10 +114,10 @@ async def apply_migrations(conn: Conn, migrations: list[Migration]) -> list[Migr
         return applied
 
 
-async def migrate(dsn: str) -> list[Migration]:
+async def migrate(dsn: str, *, schema: str) -> list[Migration]:
     """Apply what is missing; safe when several replicas run it at once (advisory lock)."""
     conn = await connect(dsn)
     try:
-        return await apply_migrations(conn, load_migrations())
+        return await apply_migrations(conn, load_migrations(), schema=schema)
     finally:
         await conn.close()

@@ -36,19 +36,31 @@ async def init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     )
 
 
-async def connect(dsn: str) -> asyncpg.Connection[asyncpg.Record]:
-    conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(dsn, timeout=10)
+def in_schema(schema: str | None) -> dict[str, str]:
+    """Server settings that make exportd's own schema the one its statements name: the SQL
+    stays unqualified, and an application's tables of the same names are never touched."""
+    return {} if schema is None else {"search_path": schema}
+
+
+async def connect(dsn: str, *, schema: str | None = None) -> asyncpg.Connection[asyncpg.Record]:
+    conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(
+        dsn, timeout=10, server_settings=in_schema(schema)
+    )
     await init_connection(conn)
     return conn
 
 
-async def create_pool(dsn: str, *, min_size: int, max_size: int, codecs: bool = True) -> Pool:
-    """A pool; `codecs=False` for the export source, where jsonb stays text as the server
-    sends it (no parse and re-serialise per value)."""
+async def create_pool(
+    dsn: str, *, schema: str | None, min_size: int, max_size: int, codecs: bool = True
+) -> Pool:
+    """A pool; `schema` for exportd's own database (None for the export source, which reads
+    the application's tables as the operator's SQL names them); `codecs=False` for the
+    source, where jsonb stays text as the server sends it (no parse and re-serialise)."""
     return await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         init=init_connection if codecs else None,
         command_timeout=60,
+        server_settings=in_schema(schema),
     )

@@ -14,9 +14,10 @@ SCHEMA_PATH: Final = DATA_DIR / "schema.sql"
 TENANTS: Final = ("acme", "globex", "initech")
 
 
-async def load_demo(dsn: str) -> None:
-    """Migrate the database and (re)load the demo schema and its rows."""
-    await migrate(dsn)
+async def load_demo(dsn: str, *, schema: str) -> None:
+    """Migrate the database (exportd's tables in `schema`) and (re)load the demo schema and
+    its rows."""
+    await migrate(dsn, schema=schema)
     conn = await connect(dsn)
     try:
         await conn.execute(SCHEMA_PATH.read_text())

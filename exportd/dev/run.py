@@ -89,7 +89,7 @@ def _serve_stack(
         config |= env_for(stack.settings())
         settings = Settings.from_env(config | given)
         catalog = Catalog.load(settings.catalog_path, settings.hook_modules)
-        asyncio.run(load_demo(settings.database_url))
+        asyncio.run(load_demo(settings.database_url, schema=settings.database_schema))
         _announce(root, settings, mail_dir)
         serve(settings, catalog, role="all", sock=sock)
         print("exportd dev: stopping embedded servers ...", flush=True)

@@ -19,8 +19,6 @@ from exportd.queue.backoff import backoff
 
 log = structlog.get_logger(__name__)
 
-JOBS_CHANNEL: Final = "exportd_jobs"
-EXPORTS_CHANNEL: Final = "exportd_exports"
 RECONNECT_BASE: Final = timedelta(milliseconds=200)
 RECONNECT_MAX: Final = timedelta(seconds=10)
 APPLICATION_NAME: Final = "exportd-listener"  # how an operator spots it in pg_stat_activity
@@ -33,8 +31,11 @@ class Listener:
     lost notification costs latency, never correctness.
     """
 
-    def __init__(self, *, dsn: str, probe_interval: timedelta) -> None:
+    def __init__(self, *, dsn: str, schema: str, probe_interval: timedelta) -> None:
         self._dsn = dsn
+        # The triggers name their channel after the schema (migration 0005).
+        self._jobs_channel = f"{schema}_jobs"
+        self._exports_channel = f"{schema}_exports"
         self._probe_interval = probe_interval.total_seconds()
         self._on_jobs: list[Callable[[], None]] = []
         self._on_connect: list[Callable[[], None]] = []
@@ -71,7 +72,7 @@ class Listener:
                 event.set()
 
     def _notified(self, conn: object, pid: int, channel: str, payload: object) -> None:
-        if channel == JOBS_CHANNEL:
+        if channel == self._jobs_channel:
             for callback in self._on_jobs:
                 callback()
             return
@@ -97,8 +98,8 @@ class Listener:
                 await asyncio.sleep(delay)
                 continue
             try:
-                await conn.add_listener(JOBS_CHANNEL, self._notified)
-                await conn.add_listener(EXPORTS_CHANNEL, self._notified)
+                await conn.add_listener(self._jobs_channel, self._notified)
+                await conn.add_listener(self._exports_channel, self._notified)
                 failures = 0
                 self.connected.set()
                 log.info("listener.connected")

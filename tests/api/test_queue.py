@@ -18,6 +18,7 @@ from exportd.db.pool import create_pool
 from exportd.db.rows import NewExport
 from exportd.dev.servers import EmbeddedS3
 from tests.support.client import create, eventually, wait_for, wait_until
+from tests.support.database import SCHEMA
 from tests.support.mail import Mailbox
 from tests.support.s3 import nothing_under, objects_under
 from tests.support.tokens import auth
@@ -220,7 +221,7 @@ async def test_one_tenants_backlog_does_not_starve_another(
 async def test_tenant_cap_bounds_running_builds_in_one_claim(
     dsn: str, conn: asyncpg.Connection[asyncpg.Record]
 ) -> None:
-    pool = await create_pool(dsn, min_size=1, max_size=2)
+    pool = await create_pool(dsn, schema=SCHEMA, min_size=1, max_size=2)
     try:
         for tenant in ("acme", "acme", "acme", "globex"):
             new = NewExport(

@@ -14,6 +14,7 @@ import asyncpg
 from exportd.dev.servers import EmbeddedPostgres, EmbeddedS3, MailSink
 from exportd.model import TERMINAL
 from tests.support.client import create, eventually
+from tests.support.database import connect
 from tests.support.mail import Mailbox
 from tests.support.processes import ExportdProcess
 from tests.support.s3 import objects_under
@@ -186,7 +187,7 @@ async def test_postgres_restart_during_a_run_loses_nothing(
         assert response.content_type == "application/problem+json"
     pg.up()
 
-    fresh = await asyncpg.connect(dsn)
+    fresh = await connect(dsn)
     try:
         final = await wait_status(fresh, ids, *TERMINAL)
         assert set(final.values()) == {"succeeded"}

@@ -10,12 +10,18 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from exportd.db.migrate import MIGRATION_LOCK_KEY, load_migrations
+from exportd.db.migrate import MIGRATION_LOCK_KEY, apply_migrations, load_migrations
 from exportd.dev.servers import EmbeddedPostgres, free_port
 from tests.support.catalog import CATALOG_PATH
+from tests.support.database import connect
 from tests.support.processes import ROOT, Run, base_env, run_exportd
 from tests.support.tokens import AUDIENCE, JWT_SECRET
 
+# The schemas a table of this name is in, sorted.
+TABLE_SCHEMAS = (
+    "SELECT array_agg(table_schema::text ORDER BY table_schema) FROM information_schema.tables"
+    " WHERE table_name = $1"
+)
 APPLIED = re.compile(r"applied (\d+) migration\(s\)")
 # Sessions of this database waiting for an advisory lock (the migration lock is the only one).
 LOCK_WAITERS = """
@@ -55,7 +61,7 @@ async def empty_dsn(pg: EmbeddedPostgres) -> AsyncIterator[str]:
 
 
 async def recorded_migrations(dsn: str) -> list[tuple[int, str]]:
-    conn = await asyncpg.connect(dsn)
+    conn = await connect(dsn)
     try:
         rows = await conn.fetch("SELECT version, name FROM exportd_migrations ORDER BY version")
     finally:
@@ -66,6 +72,11 @@ async def recorded_migrations(dsn: str) -> list[tuple[int, str]]:
 async def test_migrate_applies_every_migration_then_none(empty_dsn: str) -> None:
     env = base_env() | {"EXPORTD_DATABASE_URL": empty_dsn}
     expected = expected_migrations()
+    app = await asyncpg.connect(empty_dsn)
+    try:  # the application's own tables of the same names, which exportd must not touch
+        await app.execute("CREATE TABLE public.jobs (id int); CREATE TABLE public.exports (x text)")
+    finally:
+        await app.close()
 
     first = await run_exportd("migrate", env=env)
     second = await run_exportd("migrate", env=env)
@@ -80,8 +91,49 @@ async def test_migrate_applies_every_migration_then_none(empty_dsn: str) -> None
     assert await recorded_migrations(empty_dsn) == expected
     conn = await asyncpg.connect(empty_dsn)
     try:
-        for table in ("exports", "jobs"):
-            assert await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table), table
+        for table in ("exports", "jobs", "idempotency_keys", "exportd_migrations"):
+            where = await conn.fetchval(TABLE_SCHEMAS, table)
+            assert where == (["exportd", "public"] if table in ("exports", "jobs") else ["exportd"])
+        assert await conn.fetch("SELECT * FROM public.jobs") == []  # untouched
+    finally:
+        await conn.close()
+
+
+async def test_the_schema_is_a_setting(empty_dsn: str) -> None:
+    env = base_env() | {"EXPORTD_DATABASE_URL": empty_dsn, "EXPORTD_DATABASE_SCHEMA": "exp_2"}
+
+    run = await run_exportd("migrate", env=env)
+
+    assert run.returncode == 0, run
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        assert await conn.fetchval(TABLE_SCHEMAS, "exports") == ["exp_2"]
+    finally:
+        await conn.close()
+
+
+async def test_tables_an_older_exportd_kept_in_public_move_with_their_rows(empty_dsn: str) -> None:
+    older = await asyncpg.connect(empty_dsn)
+    try:  # the layout up to migration 0004, with an export in it
+        await apply_migrations(
+            older, [m for m in load_migrations() if m.version <= 4], schema="public"
+        )
+        await older.execute(
+            "INSERT INTO public.exports (id, tenant, owner_sub, export_name, format, file_name)"
+            " VALUES (gen_random_uuid(), 'acme', 'u', 'orders', 'csv', 'x.csv')"
+        )
+    finally:
+        await older.close()
+
+    run = await run_exportd("migrate", env=base_env() | {"EXPORTD_DATABASE_URL": empty_dsn})
+
+    assert run.returncode == 0, run
+    assert await recorded_migrations(empty_dsn) == expected_migrations()
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM exportd.exports") == 1
+        for table in ("exports", "jobs", "idempotency_keys", "exportd_migrations"):
+            assert await conn.fetchval(TABLE_SCHEMAS, table) == ["exportd"], table
     finally:
         await conn.close()
 
@@ -130,6 +182,6 @@ async def test_serve_refuses_an_unmigrated_database(empty_dsn: str) -> None:
     assert "exportd migrate" in lines[0]
     conn = await asyncpg.connect(empty_dsn)
     try:  # and it did not migrate on its own
-        assert await conn.fetchval("SELECT to_regclass('exportd_migrations')") is None
+        assert await conn.fetchval("SELECT to_regclass('exportd.exportd_migrations')") is None
     finally:
         await conn.close()

@@ -16,7 +16,7 @@ from exportd.errors import ConfigError
 MINIMAL: dict[str, str] = {
     "EXPORTD_DATABASE_URL": "postgresql://exportd@db.internal/exportd",
     "EXPORTD_CATALOG": "/etc/exportd/catalog.toml",
-    "EXPORTD_JWT_SECRET": "a-shared-secret",
+    "EXPORTD_JWT_SECRET": "a-shared-secret-of-32-bytes-or-more",
     "EXPORTD_JWT_AUDIENCE": "exportd",
     "EXPORTD_S3_BUCKET": "exports",
 }
@@ -49,7 +49,7 @@ def test_a_minimal_environment_is_enough() -> None:
     assert settings.database_url == MINIMAL["EXPORTD_DATABASE_URL"]
     assert settings.source_url == MINIMAL["EXPORTD_DATABASE_URL"]
     assert settings.catalog_path == Path("/etc/exportd/catalog.toml")
-    assert settings.jwt_secret == "a-shared-secret"
+    assert settings.jwt_secret == "a-shared-secret-of-32-bytes-or-more"
     assert settings.jwt_algorithm == "HS256"
     assert settings.jwt_audience == "exportd"
     assert settings.s3_bucket == "exports"
@@ -196,12 +196,70 @@ def test_an_out_of_range_duration_names_its_variable(name: str, raw: str) -> Non
         ({"EXPORTD_SWEEP_INTERVAL_S": "0"}, "EXPORTD_SWEEP_INTERVAL_S"),
         ({"EXPORTD_MAIL_FROM": "exportd"}, "EXPORTD_MAIL_FROM"),
         ({"EXPORTD_LOG_LEVEL": "verbose"}, "EXPORTD_LOG_LEVEL"),
+        ({"EXPORTD_JWT_SECRET": "abc"}, "EXPORTD_JWT_SECRET"),
+        ({"EXPORTD_JWT_ALGORITHM": "HS512", "EXPORTD_JWT_SECRET": "x" * 63}, "EXPORTD_JWT_SECRET"),
+        ({"EXPORTD_DATABASE_URL": "postgresql+asyncpg://u@h/db"}, "EXPORTD_DATABASE_URL"),
+        ({"EXPORTD_DATABASE_URL": "host=db dbname=exportd user=x"}, "EXPORTD_DATABASE_URL"),
+        ({"EXPORTD_DATABASE_URL": "postgresql://u@h:port/db"}, "EXPORTD_DATABASE_URL"),
+        ({"EXPORTD_SOURCE_DATABASE_URL": "mysql://u@h/db"}, "EXPORTD_SOURCE_DATABASE_URL"),
+        ({"EXPORTD_DATABASE_SCHEMA": "Exportd"}, "EXPORTD_DATABASE_SCHEMA"),
+        ({"EXPORTD_DATABASE_SCHEMA": "export; drop"}, "EXPORTD_DATABASE_SCHEMA"),
     ],
 )
 def test_inconsistent_settings_are_rejected_by_name(changes: dict[str, str], variable: str) -> None:
     message = config_error(MINIMAL | changes)
 
     assert message.startswith(variable), message
+
+
+def test_every_problem_is_reported_at_once_one_line_each() -> None:
+    env = {
+        "EXPORTD_WORKERS": "abc",
+        "EXPORTD_PORT": "http",
+        "EXPORTD_JWT_ALGORITHM": "hs256",
+    }
+
+    lines = config_error(env).splitlines()
+
+    assert set(lines) == {
+        *(f"{name} is required" for name in REQUIRED),
+        "EXPORTD_WORKERS='abc' is invalid: expected an integer",
+        "EXPORTD_PORT='http' is invalid: expected an integer",
+    }
+
+
+def test_cross_field_problems_are_reported_together() -> None:
+    env = MINIMAL | {"EXPORTD_WORKERS": "0", "EXPORTD_LEASE_S": "1", "EXPORTD_JWT_SECRET": "abc"}
+
+    lines = config_error(env).splitlines()
+
+    assert [line.split()[0] for line in lines] == [
+        "EXPORTD_WORKERS",
+        "EXPORTD_LEASE_S",
+        "EXPORTD_JWT_SECRET",
+    ]
+
+
+def test_an_unknown_algorithm_lists_the_choices() -> None:
+    message = config_error(MINIMAL | {"EXPORTD_JWT_ALGORITHM": "hs256"})
+
+    assert message == (
+        "EXPORTD_JWT_ALGORITHM must be one of HS256, HS384, HS512, RS256, RS384, RS512, "
+        "ES256, ES384"
+    )
+
+
+@pytest.mark.parametrize(("algorithm", "pem"), [("RS256", "ec"), ("ES256", "rsa")])
+def test_a_public_key_of_the_wrong_family_is_refused_at_start(algorithm: str, pem: str) -> None:
+    key = ec_public_pem() if pem == "ec" else rsa_public_pem()
+    env = {k: v for k, v in MINIMAL.items() if k != "EXPORTD_JWT_SECRET"}
+
+    message = config_error(
+        env | {"EXPORTD_JWT_ALGORITHM": algorithm, "EXPORTD_JWT_PUBLIC_KEY": key}
+    )
+
+    assert message.startswith("EXPORTD_JWT_PUBLIC_KEY must be a PEM"), message
+    assert algorithm in message
 
 
 def test_a_part_size_of_exactly_5_mib_and_a_link_ttl_of_7_days_are_allowed() -> None:

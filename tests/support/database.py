@@ -1,0 +1,29 @@
+"""A test's own connection to a test database, looking at exportd's schema first."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Final
+
+import asyncpg
+
+from exportd.config import Settings
+from exportd.db.pool import in_schema
+
+
+def _default_schema() -> str:
+    default = next(f.default for f in fields(Settings) if f.name == "database_schema")
+    assert isinstance(default, str)
+    return default
+
+
+# The schema exportd keeps its tables in unless told otherwise.
+SCHEMA: Final = _default_schema()
+
+
+async def connect(dsn: str) -> asyncpg.Connection[asyncpg.Record]:
+    """A plain connection (no codecs) whose unqualified names are exportd's tables."""
+    conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(
+        dsn, server_settings=in_schema(SCHEMA)
+    )
+    return conn
