@@ -14,11 +14,11 @@ import asyncpg
 
 from exportd.api.serving import listen
 from exportd.config import Settings, database_settings
-from exportd.db.migrate import migrate, pending_migrations
-from exportd.db.pool import connect
+from exportd.db.migrate import migrate
 from exportd.errors import ConfigError, StartupError
 from exportd.export.catalog import Catalog
 from exportd.logs import configure_logging
+from exportd.preflight import preflight
 from exportd.server import serve
 
 
@@ -36,23 +36,6 @@ def load_settings(env: Mapping[str, str]) -> tuple[Settings, Catalog]:
     except ConfigError as exc:
         fail(exc.detail)
     return settings, catalog
-
-
-async def check_migrated(dsn: str, schema: str) -> None:
-    try:
-        conn = await connect(dsn, schema=schema)
-    except (OSError, asyncpg.PostgresError) as exc:
-        fail(f"cannot connect to EXPORTD_DATABASE_URL: {exc}", 1)
-    try:
-        missing = await pending_migrations(conn)
-    finally:
-        await conn.close()
-    if missing:
-        fail(
-            f"database is not migrated ({len(missing)} migration(s) pending, first "
-            f"{missing[0].name}); run `exportd migrate` first",
-            1,
-        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -89,7 +72,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings, catalog = load_settings(os.environ)
     configure_logging(settings.log_format, settings.log_level)
     sock = bind(args.host or settings.host, args.port or settings.port)
-    asyncio.run(check_migrated(settings.database_url, settings.database_schema))
+    problems = asyncio.run(preflight(settings, catalog, builds=args.role != "api"))
+    if problems:
+        fail("\n".join(problems), 1)
     serve(settings, catalog, role=args.role, sock=sock)
 
 

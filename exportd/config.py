@@ -70,6 +70,8 @@ class Settings:
     retry_base: timedelta = timedelta(seconds=2)
     retry_max: timedelta = timedelta(minutes=5)
     progress_interval: timedelta = timedelta(seconds=1)
+    # How often the dependencies are checked (for /readyz, and before claiming jobs).
+    readiness_interval: timedelta = timedelta(seconds=5)
     # Fairness: running builds per tenant (fleet-wide), and queued exports before 429.
     tenant_max_running: int = 2
     tenant_max_queued: int = 500
@@ -137,6 +139,10 @@ class Settings:
             (self.parts_in_flight >= 1, "EXPORTD_PARTS_IN_FLIGHT must be at least 1"),
             (self.lease >= timedelta(seconds=2), "EXPORTD_LEASE_S must be at least 2"),
             (self.sweep_interval > timedelta(0), "EXPORTD_SWEEP_INTERVAL_S must be positive"),
+            (
+                self.readiness_interval > timedelta(0),
+                "EXPORTD_READINESS_INTERVAL_S must be positive",
+            ),
             (self.link_ttl <= timedelta(days=7), "EXPORTD_LINK_TTL_S must be at most 7 days"),
             (self.max_wait >= timedelta(0), "EXPORTD_MAX_WAIT_S must not be negative"),
             (self.body_timeout > timedelta(0), "EXPORTD_BODY_TIMEOUT_S must be positive"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, ClassVar
 
 
@@ -104,12 +105,17 @@ class ServiceUnavailable(ExportdError):
     status, code, title = 503, "unavailable", "Service temporarily unavailable"
 
 
-class NotMigrated(ExportdError):
-    status, code, title = 503, "not_migrated", "Database schema is not migrated"
+class NotReady(ExportdError):
+    status, code, title = 503, "not_ready", "A dependency is not answering"
 
 
 class StartupError(Exception):
     """The process cannot start; the message is the one line the operator reads."""
+
+
+def new_error_id() -> str:
+    """A failure's correlation id: shown to the export's owner, its details logged under it."""
+    return uuid.uuid4().hex[:16]
 
 
 class LeaseLost(Exception):
@@ -117,10 +123,13 @@ class LeaseLost(Exception):
 
 
 class JobFailure(Exception):
-    """A job failed; `retryable` says whether another attempt can succeed."""
+    """A job failed. `code` and `message` are the export owner's to read (a stable code and a
+    human sentence, no infrastructure); `detail` is for the operator's log only;
+    `retryable` says whether another attempt can succeed."""
 
-    def __init__(self, code: str, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
+    def __init__(self, code: str, message: str, *, retryable: bool, detail: str = "") -> None:
+        super().__init__(detail or message)
         self.code = code
         self.message = message
         self.retryable = retryable
+        self.detail = detail or message

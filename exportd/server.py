@@ -10,7 +10,9 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 from typing import Any, Final
 
 import structlog
@@ -19,6 +21,8 @@ from exportd.api.app import App, create_app
 from exportd.api.keys import Role, Services
 from exportd.api.serving import run
 from exportd.config import Settings
+from exportd.db.health import ping
+from exportd.db.migrate import pending_migrations
 from exportd.db.pool import Pool, create_pool
 from exportd.export.build import BuildJob
 from exportd.export.catalog import Catalog
@@ -30,6 +34,7 @@ from exportd.queue.dispatcher import Dispatcher
 from exportd.queue.handler import Handlers
 from exportd.queue.listener import Listener
 from exportd.queue.workers import WorkerPool
+from exportd.readiness import NotReady, Probe, Readiness
 from exportd.storage.s3 import Storage, open_s3
 
 log = structlog.get_logger(__name__)
@@ -59,14 +64,30 @@ def serve(settings: Settings, catalog: Catalog, *, role: Role, sock: socket.sock
     )
 
 
+# What each kind of job needs answering before a replica claims it (readiness checks).
+NEEDS: Final[dict[str, tuple[str, ...]]] = {
+    JobKind.BUILD: ("database", "source", "storage"),
+    JobKind.NOTIFY: ("database", "storage", "mail"),
+}
+
+
 @asynccontextmanager
 async def running(
     settings: Settings, catalog: Catalog, *, role: Role, metrics: Metrics
 ) -> AsyncIterator[Services]:
-    """Open what the process runs on, in order, and close it in reverse: the pool and S3,
-    the LISTEN connection, then (unless the role is api) the dispatcher and workers."""
+    """Open what the process runs on, in order, and close it in reverse: the pools and S3,
+    the LISTEN connection and the readiness checks, then (unless the role is api) the
+    dispatcher and workers."""
+    builds = role != "api"
     pool = await create_pool(
         settings.database_url, schema=settings.database_schema, min_size=1, max_size=10
+    )
+    source = (
+        await create_pool(
+            settings.source_url, schema=None, min_size=0, max_size=settings.workers, codecs=False
+        )
+        if builds
+        else None
     )
     try:
         async with open_s3(settings) as s3:
@@ -81,23 +102,63 @@ async def running(
                 schema=settings.database_schema,
                 probe_interval=settings.sweep_interval,
             )
-            async with side_task(listener.run(), "listener"):
-                services = Services(pool=pool, storage=storage, listener=listener)
-                if role == "api":
+            mailer = Mailer(settings)
+            readiness = Readiness(
+                probes(pool=pool, listener=listener, source=source, storage=storage, mailer=mailer),
+                every=settings.readiness_interval,
+            )
+            async with (
+                side_task(listener.run(), "listener"),
+                side_task(readiness.run(), "readiness"),
+            ):
+                services = Services(
+                    pool=pool, storage=storage, listener=listener, readiness=readiness.check
+                )
+                if source is None:
                     yield services
                     return
+                handlers = job_handlers(
+                    settings, catalog, pool=pool, source=source, storage=storage, mailer=mailer
+                )
                 async with workers_running(
-                    settings, catalog, services=services, metrics=metrics
+                    settings, handlers, services=services, readiness=readiness, metrics=metrics
                 ) as dispatcher:
-                    yield Services(
-                        pool=pool, storage=storage, listener=listener, stop_claiming=dispatcher.stop
-                    )
+                    yield replace(services, stop_claiming=dispatcher.stop)
     finally:
+        if source is not None:
+            await source.close()
         await pool.close()
 
 
+def probes(
+    *, pool: Pool, listener: Listener, source: Pool | None, storage: Storage, mailer: Mailer
+) -> dict[str, Probe]:
+    """The readiness checks: the queue database migrated, the listener connected and, where
+    jobs run, the source database, the bucket and the mail relay answering."""
+
+    async def database() -> None:
+        async with pool.acquire() as conn:
+            if await pending_migrations(conn):
+                raise NotReady("not migrated (run exportd migrate)")
+
+    async def listening() -> None:
+        if not listener.connected.is_set():
+            raise NotReady("reconnecting")
+
+    checks: dict[str, Probe] = {"database": database, "listener": listening}
+    if source is not None:
+        checks |= {"source": partial(ping, source), "storage": storage.check, "mail": mailer.check}
+    return checks
+
+
 def job_handlers(
-    settings: Settings, catalog: Catalog, *, pool: Pool, source: Pool, storage: Storage
+    settings: Settings,
+    catalog: Catalog,
+    *,
+    pool: Pool,
+    source: Pool,
+    storage: Storage,
+    mailer: Mailer,
 ) -> Handlers:
     """Every job kind and what runs it."""
     return {
@@ -114,7 +175,7 @@ def job_handlers(
         JobKind.NOTIFY: NotifyJob(
             pool=pool,
             storage=storage,
-            mailer=Mailer(settings),
+            mailer=mailer,
             s3_prefix=settings.s3_prefix,
             link_ttl=settings.link_ttl,
         ),
@@ -123,44 +184,44 @@ def job_handlers(
 
 @asynccontextmanager
 async def workers_running(
-    settings: Settings, catalog: Catalog, *, services: Services, metrics: Metrics
+    settings: Settings,
+    handlers: Handlers,
+    *,
+    services: Services,
+    readiness: Readiness,
+    metrics: Metrics,
 ) -> AsyncIterator[Dispatcher]:
-    """The dispatcher claiming for a bounded worker pool; on exit, claiming has stopped and
-    running jobs get a grace period before they are handed back."""
+    """The dispatcher claiming for a bounded worker pool (only the kinds whose dependencies
+    answer); on exit, claiming has stopped and running jobs get a grace period before they
+    are handed back."""
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    source = await create_pool(
-        settings.source_url, schema=None, min_size=0, max_size=settings.workers, codecs=False
+    workers = WorkerPool(
+        pool=services.pool,
+        handlers=handlers,
+        listener=services.listener,
+        metrics=metrics,
+        size=settings.workers,
+        lease=settings.lease,
+        retry_base=settings.retry_base,
+        retry_max=settings.retry_max,
     )
-    try:
-        workers = WorkerPool(
-            pool=services.pool,
-            handlers=job_handlers(
-                settings, catalog, pool=services.pool, source=source, storage=services.storage
-            ),
-            listener=services.listener,
-            metrics=metrics,
-            size=settings.workers,
-            lease=settings.lease,
-            retry_base=settings.retry_base,
-            retry_max=settings.retry_max,
-        )
-        dispatcher = Dispatcher(
-            pool=services.pool,
-            workers=workers,
-            listener=services.listener,
-            owner=owner,
-            lease=settings.lease,
-            sweep_interval=settings.sweep_interval,
-            tenant_cap=settings.tenant_max_running,
-            metrics=metrics,
-        )
-        log.info("workers.started", owner=owner, workers=settings.workers)
-        async with side_task(dispatcher.run(), "dispatcher"):
-            yield dispatcher
-        # The dispatcher has stopped claiming; running jobs get a grace period.
-        await workers.stop(SHUTDOWN_GRACE)
-    finally:
-        await source.close()
+    dispatcher = Dispatcher(
+        pool=services.pool,
+        workers=workers,
+        listener=services.listener,
+        owner=owner,
+        lease=settings.lease,
+        sweep_interval=settings.sweep_interval,
+        tenant_cap=settings.tenant_max_running,
+        claimable=lambda: [kind for kind, needs in NEEDS.items() if readiness.ok(needs)],
+        metrics=metrics,
+    )
+    readiness.on_change(dispatcher.wake)
+    log.info("workers.started", owner=owner, workers=settings.workers)
+    async with side_task(dispatcher.run(), "dispatcher"):
+        yield dispatcher
+    # The dispatcher has stopped claiming; running jobs get a grace period.
+    await workers.stop(SHUTDOWN_GRACE)
 
 
 @asynccontextmanager

@@ -53,8 +53,9 @@ def create_app(
 
     app.cleanup_ctx.append(services)
     app.on_shutdown.append(begin_shutdown)
-    app.add_routes(exports.routes)
-    app.add_routes(catalog_routes.routes)
+    if role != "worker":  # a worker answers its orchestrator only: health, readiness, metrics
+        app.add_routes(exports.routes)
+        app.add_routes(catalog_routes.routes)
     app.add_routes(ops.routes)
     return app
 

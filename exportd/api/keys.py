@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,6 +30,8 @@ class Services:
     pool: Pool
     storage: Storage
     listener: Listener
+    # Each dependency's check: None when it answers, else a reason safe to show.
+    readiness: Callable[[], Awaitable[Mapping[str, str | None]]]
     # Shutdown's first step: claim nothing more (a no-op where no workers run).
     stop_claiming: Callable[[], None] = _keep_claiming
 

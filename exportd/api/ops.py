@@ -6,9 +6,7 @@ from aiohttp import web
 
 from exportd.api.keys import METRICS, ROLE, SERVICES
 from exportd.db.health import queue_depth
-from exportd.db.migrate import pending_migrations
-from exportd.db.pool import is_unavailable
-from exportd.errors import NotMigrated, ServiceUnavailable
+from exportd.errors import NotReady
 
 routes = web.RouteTableDef()
 
@@ -29,18 +27,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz", allow_head=False)
 async def readyz(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    try:
-        async with services.pool.acquire(timeout=2) as conn:
-            missing = await pending_migrations(conn)
-    except Exception as exc:
-        if not is_unavailable(exc):
-            raise
-        raise ServiceUnavailable(f"database unreachable: {exc}") from None
-    if missing:
-        raise NotMigrated(f"{len(missing)} migration(s) not applied; run `exportd migrate`")
-    checks = {
-        "database": "ok",
-        "listener": "ok" if services.listener.connected.is_set() else "reconnecting",
-    }
-    return web.json_response({"status": "ready", "checks": checks, "role": request.app[ROLE]})
+    """200 when every dependency this process needs answers, else 503 naming what does not
+    (never how: host names and errors go to the log)."""
+    checks = await request.app[SERVICES].readiness()
+    failing = {name: reason for name, reason in checks.items() if reason is not None}
+    shown = {name: reason or "ok" for name, reason in checks.items()}
+    if failing:
+        raise NotReady(
+            "not ready: " + ", ".join(f"{name} {reason}" for name, reason in failing.items()),
+            checks=shown,
+        )
+    return web.json_response({"status": "ready", "checks": shown, "role": request.app[ROLE]})

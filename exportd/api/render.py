@@ -35,7 +35,7 @@ def export_json(export: ExportRow, *, download_url: str | None) -> dict[str, Any
         "progress": {"rows": export.progress_rows, "bytes": export.progress_bytes},
         "attempts": export.attempts,
         "error": (
-            {"code": export.error_code, "message": export.error_message}
+            {"code": export.error_code, "message": export.error_message, "id": export.error_id}
             if export.error_code
             else None
         ),

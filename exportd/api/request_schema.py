@@ -42,22 +42,6 @@ def param_schema(param: Param) -> Schema:
     return schema
 
 
-_SAMPLES: Final[dict[str, Any]] = {
-    "string": "example",
-    "int": 10,
-    "date": "2025-01-01",
-    "timestamp": "2025-01-01T00:00:00Z",
-    "bool": True,
-}
-
-
-def _sample(param: Param) -> Any:
-    """A value that is valid for `param`, for the document's examples."""
-    if param.default is not None:
-        return param.default
-    return param.values[0] if param.values else _SAMPLES[param.type]
-
-
 def _params(export: ExportType) -> Schema:
     return {
         "type": "object",
@@ -117,7 +101,7 @@ def _variant(export: ExportType, formats: list[str]) -> Schema:
         if self_compressed
         else {"enum": list(COMPRESSIONS), "default": "none"}
     )
-    example: Schema = {"export": export.name, "params": {p.name: _sample(p) for p in export.params}}
+    example: Schema = {"export": export.name, "params": {p.name: p.sample() for p in export.params}}
     if "format" in required:
         example["format"] = formats[0]
     return {

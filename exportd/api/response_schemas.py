@@ -16,8 +16,16 @@ COUNT: Final[Schema] = {"type": "integer", "minimum": 0}
 
 ERROR: Final[Schema] = {
     "type": ["object", "null"],
-    "required": ["code", "message"],
-    "properties": {"code": {"type": "string"}, "message": {"type": ["string", "null"]}},
+    "description": "Why the export failed, or why it is being retried.",
+    "required": ["code", "message", "id"],
+    "properties": {
+        "code": {"type": "string", "examples": ["query_failed", "storage_unavailable"]},
+        "message": {"type": ["string", "null"], "description": "For people; no internals."},
+        "id": {
+            "type": ["string", "null"],
+            "description": "Quote it to the operator: the details are logged under it.",
+        },
+    },
 }
 
 RESULT: Final[Schema] = {
@@ -169,7 +177,12 @@ READY: Final[Schema] = {
     "required": ["status", "checks", "role"],
     "properties": {
         "status": {"const": "ready"},
-        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+        "checks": {
+            "type": "object",
+            "description": "Each dependency this process needs: database, listener and, where "
+            "jobs run, source, storage and mail; `ok`, or why not (also in a 503's `checks`).",
+            "additionalProperties": {"type": "string"},
+        },
         "role": {"enum": ["all", "api", "worker"]},
     },
 }

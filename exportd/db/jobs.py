@@ -22,10 +22,11 @@ WITH running AS (
     GROUP BY tenant
 ),
 -- next: claimable rows (due, or lease expired) in FIFO order that no other replica holds,
--- skipping builds of tenants already at their cap ($4); $2 = free worker slots
+-- of the kinds this replica can run now ($5), skipping builds of tenants already at their
+-- cap ($4); $2 = free worker slots
 next AS (
     SELECT id FROM jobs
-    WHERE ready_at <= now()
+    WHERE ready_at <= now() AND kind = ANY($5::text[])
       AND (kind <> 'build' OR tenant NOT IN (SELECT tenant FROM running WHERE n >= $4))
     ORDER BY ready_at, id
     LIMIT $2
@@ -60,9 +61,15 @@ SELECT * FROM claimed"""
 
 
 async def claim_jobs(
-    conn: Executor, owner: str, free: int, lease: timedelta, *, tenant_cap: int
+    conn: Executor,
+    owner: str,
+    free: int,
+    lease: timedelta,
+    *,
+    tenant_cap: int,
+    kinds: list[str],
 ) -> list[JobRow]:
-    records = await conn.fetch(CLAIM_JOBS, owner, free, lease, tenant_cap)
+    records = await conn.fetch(CLAIM_JOBS, owner, free, lease, tenant_cap, kinds)
     return [JobRow.from_record(r) for r in records]
 
 
@@ -101,7 +108,8 @@ RECORD_RESULT: Final = """
 UPDATE exports SET status = 'succeeded', object_key = $2, result_size = $3, result_rows = $4,
                    result_sha256 = $5, content_type = $6, as_of = $7,
                    progress_rows = $4, progress_bytes = $3, error_code = NULL,
-                   error_message = NULL, finished_at = now(), expires_at = now() + $8::interval,
+                   error_message = NULL, error_id = NULL, finished_at = now(),
+                   expires_at = now() + $8::interval,
                    version = version + 1
 WHERE id = $1"""
 
@@ -128,7 +136,8 @@ async def complete_build(
     return True
 
 
-# Back off: the job becomes claimable at $3; its export shows the error meanwhile.
+# Back off: the job becomes claimable at $3; its export shows the error ($4 code, $5 the
+# owner's message, $6 the id the details are logged under) meanwhile.
 RETRY_JOB: Final = """
 WITH retried AS (
     UPDATE jobs SET lease_owner = NULL, lease_token = NULL, last_error_code = $4,
@@ -137,29 +146,33 @@ WITH retried AS (
     RETURNING export_id, kind
 )
 UPDATE exports SET status = CASE WHEN retried.kind = 'build' THEN 'queued' ELSE exports.status END,
-                   error_code = $4, error_message = $5, version = exports.version + 1
+                   error_code = $4, error_message = $5, error_id = $6,
+                   version = exports.version + 1
 FROM retried WHERE exports.id = retried.export_id
 RETURNING exports.id"""
 
 
-async def retry_job(conn: Executor, job: JobRow, delay: timedelta, code: str, message: str) -> bool:
-    return await conn.fetchval(RETRY_JOB, job.id, job.lease_token, delay, code, message) is not None
+async def retry_job(
+    conn: Executor, job: JobRow, delay: timedelta, code: str, message: str, error_id: str
+) -> bool:
+    answer = await conn.fetchval(RETRY_JOB, job.id, job.lease_token, delay, code, message, error_id)
+    return answer is not None
 
 
 FAIL_EXPORT: Final = """
 UPDATE exports SET status = CASE WHEN $2 = 'build' THEN 'failed' ELSE status END,
-                   error_code = $3, error_message = $4,
+                   error_code = $3, error_message = $4, error_id = $5,
                    finished_at = CASE WHEN $2 = 'build' THEN now() ELSE finished_at END,
                    version = version + 1
 WHERE id = $1"""
 
 
-async def fail_job(pool: Pool, job: JobRow, code: str, message: str) -> bool:
+async def fail_job(pool: Pool, job: JobRow, code: str, message: str, error_id: str) -> bool:
     """Give up on the job: delete it and record the error on its export."""
     async with pool.acquire() as conn, conn.transaction():
         if await conn.fetchval(DELETE_JOB, job.id, job.lease_token) is None:
             return False
-        await conn.execute(FAIL_EXPORT, job.export_id, job.kind, code, message)
+        await conn.execute(FAIL_EXPORT, job.export_id, job.kind, code, message, error_id)
     return True
 
 

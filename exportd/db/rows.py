@@ -30,6 +30,7 @@ class ExportRow:
     attempts: int
     error_code: str | None
     error_message: str | None
+    error_id: str | None
     object_key: str | None
     result_size: int | None
     result_rows: int | None
@@ -63,6 +64,7 @@ class ExportRow:
             attempts=r["attempts"],
             error_code=r["error_code"],
             error_message=r["error_message"],
+            error_id=r["error_id"],
             object_key=r["object_key"],
             result_size=r["result_size"],
             result_rows=r["result_rows"],

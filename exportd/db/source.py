@@ -4,7 +4,7 @@ encoding needs (PostgreSQL does the encoding; these only rewrite the select list
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from exportd.db.pool import Executor
 
@@ -76,3 +76,12 @@ def text_columns_query(sql: str, columns: list[tuple[str, bool]]) -> str:
         for name, cast in columns
     ]
     return f"SELECT {', '.join(exprs)} FROM ({sql}) AS q"
+
+
+# Plans the query without running it: the database parses it, resolves every name and binds
+# the typed arguments, which is all that a typo or a wrong type would fail.
+EXPLAIN: Final = "EXPLAIN {sql}"
+
+
+async def explain(conn: Executor, sql: str, args: list[Any]) -> None:
+    await conn.fetch(EXPLAIN.format(sql=sql), *args)

@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Final
 
 import asyncpg
 
 from exportd.db import exports, jobs
 from exportd.db.pool import Pool, is_unavailable
 from exportd.db.rows import BuildResult, ExportRow, JobRow
-from exportd.errors import ExportdError, JobFailure, LeaseLost
+from exportd.errors import ExportdError, JobFailure, LeaseLost, new_error_id
 from exportd.export.arrow import UnsupportedValue
 from exportd.export.catalog import Catalog
 from exportd.export.formats import content_type
@@ -23,19 +24,41 @@ from exportd.logs import Log
 from exportd.storage.keys import object_key
 from exportd.storage.s3 import Storage
 
+# Besides an outage: a refused login (class 28) or a missing database (3D) on the source is
+# the infrastructure's fault, never the export's, and may be fixed while it waits.
+_SOURCE_SETUP_CLASSES: Final = ("28", "3D")
+
 
 @contextmanager
 def source_errors() -> Iterator[None]:
-    """What the source's errors mean for the export: an outage is worth a retry; a query the
-    database refuses, or a value the format cannot hold, will fail the same way again."""
+    """What the source's errors mean for the export: an outage or a refused login is worth
+    a retry; a query the database refuses, or a value the format cannot hold, will fail the
+    same way again. The database's own words go to the log, not to the export's owner."""
     try:
         yield
     except UnsupportedValue as exc:
-        raise JobFailure("unsupported_value", str(exc), retryable=False) from exc
-    except asyncpg.PostgresError as exc:
-        if is_unavailable(exc):
-            raise JobFailure("database_unavailable", str(exc), retryable=True) from exc
-        raise JobFailure("query_failed", f"export query failed: {exc}", retryable=False) from exc
+        raise JobFailure(
+            "unsupported_value",
+            "A value does not fit the file format's column type; the export's definition "
+            "needs a fixed type.",
+            retryable=False,
+            detail=str(exc),
+        ) from exc
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        sqlstate = getattr(exc, "sqlstate", None) or ""
+        if is_unavailable(exc) or sqlstate[:2] in _SOURCE_SETUP_CLASSES:
+            raise JobFailure(
+                "source_unavailable",
+                "The source database is unavailable; the export will be retried.",
+                retryable=True,
+                detail=f"{type(exc).__name__}: {exc}",
+            ) from exc
+        raise JobFailure(
+            "query_failed",
+            "The export's query failed in the database.",
+            retryable=False,
+            detail=f"{type(exc).__name__}: {exc}",
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,7 +78,8 @@ class BuildJob:
         export = await exports.get_export_by_id(self.pool, job.export_id)
         if export is None or export.terminal:
             # Nothing left to build (the export ended some other way): drop the job, fenced.
-            if not await jobs.fail_job(self.pool, job, "export_closed", "export already finished"):
+            closed = "The export had already finished."
+            if not await jobs.fail_job(self.pool, job, "export_closed", closed, new_error_id()):
                 raise LeaseLost
             return
         request = self._request(export)

@@ -16,6 +16,13 @@ TENANT: Final = "tenant"
 # Export and parameter names: what a catalog may call things.
 NAME: Final = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 INT_RANGE: Final = (-(2**63), 2**63 - 1)  # bigint
+_SAMPLES: Final[dict[str, Any]] = {
+    "string": "example",
+    "int": 10,
+    "date": "2025-01-01",
+    "timestamp": "2025-01-01T00:00:00Z",
+    "bool": True,
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,6 +37,13 @@ class Param:
     def coerce(self, value: Any) -> Any:
         """Turn a JSON value into the Python value bound for this parameter, or raise ValueError."""
         return _COERCERS[self.type](self, value)
+
+    def sample(self) -> Any:
+        """A JSON value valid for this parameter: its default, else a plain one of its type
+        (the API document's examples; the start-up check of the catalog's SQL)."""
+        if self.default is not None:
+            return self.default
+        return self.values[0] if self.values else _SAMPLES[self.type]
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "type": self.type, "required": self.required}

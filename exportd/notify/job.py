@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from exportd.db import exports, jobs, mail
 from exportd.db.pool import Pool
 from exportd.db.rows import ExportRow, JobRow
-from exportd.errors import LeaseLost
+from exportd.errors import LeaseLost, new_error_id
 from exportd.logs import Log
 from exportd.model import Status
 from exportd.notify.mailer import Mailer, MailNotSent
@@ -53,7 +53,11 @@ class NotifyJob:
             # may have gone out. At most one mail per export, so not again.
             log.warning("notify.outcome_unknown")
             await jobs.fail_job(
-                self.pool, job, "mail_outcome_unknown", "a replica died while sending the mail"
+                self.pool,
+                job,
+                "mail_outcome_unknown",
+                "A replica stopped while sending the mail; it was not sent again.",
+                new_error_id(),
             )
             return
         url = await self.storage.presign_get(export.object_key, ttl)

@@ -17,15 +17,25 @@ class MailNotSent(JobFailure):
 class MailRefused(MailNotSent):
     """The relay refused the recipient: another attempt would be refused too."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__("recipient_refused", message, retryable=False)
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            "recipient_refused",
+            "The mail server refused the recipient address.",
+            retryable=False,
+            detail=detail,
+        )
 
 
 class MailUnavailable(MailNotSent):
     """The relay is away or failed mid-conversation: retry later."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__("mail_unavailable", message, retryable=True)
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            "mail_unavailable",
+            "The mail server is unavailable; the mail will be retried.",
+            retryable=True,
+            detail=detail,
+        )
 
 
 class Mailer:
@@ -35,6 +45,20 @@ class Mailer:
     @property
     def sender(self) -> str:
         return self._settings.mail_from
+
+    async def check(self) -> None:
+        """Raise unless the relay answers (and takes our login, when there is one)."""
+        s = self._settings
+        smtp = aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            use_tls=s.smtp_tls == "tls",
+            start_tls=s.smtp_tls == "starttls",
+            timeout=10,
+        )
+        async with smtp:
+            if s.smtp_username:
+                await smtp.login(s.smtp_username, s.smtp_password)
 
     async def send(self, message: Message) -> None:
         """Hand the message to the relay; raise MailNotSent if it did not take it."""

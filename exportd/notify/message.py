@@ -26,8 +26,13 @@ from exportd.text import is_address, one_line, parse_mailbox
 class MailUnbuildable(JobFailure):
     """The mail cannot be composed from what the export holds: no attempt would do better."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__("mail_unbuildable", message, retryable=False)
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            "mail_unbuildable",
+            "The mail for this export could not be composed.",
+            retryable=False,
+            detail=detail,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

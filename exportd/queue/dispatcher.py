@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Final
 
@@ -35,10 +36,13 @@ class Dispatcher:
         lease: timedelta,
         sweep_interval: timedelta,
         tenant_cap: int,
+        claimable: Callable[[], list[str]],
         metrics: Metrics,
     ) -> None:
         self._metrics = metrics
         self._tenant_cap = tenant_cap
+        # The job kinds worth claiming now (their dependencies answer).
+        self._claimable = claimable
         self._pool = pool
         self._workers = workers
         self._owner = owner
@@ -98,10 +102,11 @@ class Dispatcher:
 
     async def claim(self) -> int:
         free = self._workers.free
-        if free <= 0 or self._stopped:
+        kinds = self._claimable()
+        if free <= 0 or self._stopped or not kinds:
             return 0
         claimed = await jobs.claim_jobs(
-            self._pool, self._owner, free, self._lease, tenant_cap=self._tenant_cap
+            self._pool, self._owner, free, self._lease, tenant_cap=self._tenant_cap, kinds=kinds
         )
         for job in claimed:
             self._metrics.inc("exportd_jobs_claimed_total", kind=job.kind)

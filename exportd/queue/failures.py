@@ -13,8 +13,12 @@ def classify(exc: BaseException) -> JobFailure:
     unexpected internal error, retried until the attempts run out."""
     if isinstance(exc, JobFailure):
         return exc
+    detail = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, asyncpg.PostgresError) and is_unavailable(exc):
-        return JobFailure("database_unavailable", str(exc), retryable=True)
+        message = "The database is unavailable; the export will be retried."
+        return JobFailure("database_unavailable", message, retryable=True, detail=detail)
     if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError):
-        return JobFailure("unavailable", f"{type(exc).__name__}: {exc}", retryable=True)
-    return JobFailure("internal", f"{type(exc).__name__}: {exc}", retryable=True)
+        message = "A service the export needs is unavailable; it will be retried."
+        return JobFailure("unavailable", message, retryable=True, detail=detail)
+    message = "Something unexpected went wrong; the operator can look it up by its id."
+    return JobFailure("internal", message, retryable=True, detail=detail)

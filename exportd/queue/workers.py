@@ -13,7 +13,7 @@ import structlog
 from exportd.db import jobs
 from exportd.db.pool import Pool
 from exportd.db.rows import JobRow
-from exportd.errors import JobFailure, LeaseLost
+from exportd.errors import JobFailure, LeaseLost, new_error_id
 from exportd.logs import Log
 from exportd.metrics import Metrics
 from exportd.queue.backoff import backoff
@@ -93,10 +93,15 @@ class WorkerPool:
         )
         if job.attempts > job.max_attempts:
             # Only a claim that outlived its lease (the replica died) gets here.
+            error_id = new_error_id()
             await jobs.fail_job(
-                self._pool, job, "attempts_exhausted", f"gave up after {job.max_attempts} attempts"
+                self._pool,
+                job,
+                "attempts_exhausted",
+                f"Gave up after {job.max_attempts} attempts.",
+                error_id,
             )
-            self._ended(job, bound.warning, "exhausted")
+            self._ended(job, bound.warning, "exhausted", error_id=error_id)
             return
         bound.info("job.started")
         handler = self._handlers[job.kind]
@@ -125,20 +130,18 @@ class WorkerPool:
                 work.cancel()
 
     async def _failed(self, job: JobRow, failure: JobFailure, bound: Log) -> None:
+        """Retry or fail the job; the owner sees the code, the message and an id, under which
+        the log keeps the detail."""
+        error_id = new_error_id()
+        logged = {"code": failure.code, "error": failure.detail, "error_id": error_id}
         if failure.retryable and job.attempts < job.max_attempts:
             delay = backoff(job.attempts, self._retry_base, self._retry_max)
-            await jobs.retry_job(self._pool, job, delay, failure.code, failure.message)
-            self._ended(
-                job,
-                bound.warning,
-                "retrying",
-                code=failure.code,
-                error=failure.message,
-                delay_s=round(delay.total_seconds(), 3),
-            )
+            await jobs.retry_job(self._pool, job, delay, failure.code, failure.message, error_id)
+            delay_s = round(delay.total_seconds(), 3)
+            self._ended(job, bound.warning, "retrying", delay_s=delay_s, **logged)
         else:
-            await jobs.fail_job(self._pool, job, failure.code, failure.message)
-            self._ended(job, bound.error, "failed", code=failure.code, error=failure.message)
+            await jobs.fail_job(self._pool, job, failure.code, failure.message, error_id)
+            self._ended(job, bound.error, "failed", **logged)
 
     async def _not_canceled(self, job: JobRow) -> bool:
         return not await jobs.export_canceled(self._pool, job.export_id)

@@ -13,8 +13,13 @@ from exportd.errors import JobFailure
 class StorageUnavailable(JobFailure):
     """S3 did not do what was asked (down, throttling, refusing credentials): retry later."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__("storage_unavailable", message, retryable=True)
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            "storage_unavailable",
+            "File storage is unavailable; the export will be retried.",
+            retryable=True,
+            detail=detail,
+        )
 
 
 @contextmanager

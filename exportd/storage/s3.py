@@ -64,6 +64,11 @@ class Storage:
             parts_in_flight=self.parts_in_flight,
         )
 
+    async def check(self) -> None:
+        """Raise unless the bucket answers to these credentials (readiness)."""
+        with storage_errors():
+            await self.client.head_bucket(Bucket=self.bucket)
+
     async def presign_get(self, key: str, ttl: timedelta) -> str:
         with storage_errors():
             return await self.client.generate_presigned_url(

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from exportd.config import Settings
 from exportd.export.catalog import Catalog
-from tests.support.client import create
+from tests.support.client import create, eventually
 from tests.support.contract import conforms
 from tests.support.tokens import AUDIENCE, JWT_SECRET, auth, make_token
 
@@ -498,11 +498,18 @@ async def test_healthz_is_200(api: Client) -> None:
     assert response.status == 200
 
 
-async def test_readyz_is_200_and_ready(api: Client) -> None:
-    response = await api.get("/readyz")
+async def test_readyz_is_200_and_ready_once_the_listener_is_up(api: Client) -> None:
+    async def ready() -> bool:
+        return (await api.get("/readyz")).status == 200
 
-    assert response.status == 200, await response.text()
-    assert (await response.json())["status"] == "ready"
+    await eventually(ready, within=10)
+    body = await (await api.get("/readyz")).json()
+
+    assert body == {
+        "status": "ready",
+        "checks": {"database": "ok", "listener": "ok"},
+        "role": "api",
+    }
 
 
 async def test_unknown_route_is_a_404_problem(api: Client) -> None:
@@ -566,3 +573,14 @@ async def test_the_openapi_document_needs_a_token_like_the_catalog(api: Client) 
     response = await api.get("/openapi.json")
 
     await problem(response, 401, "unauthorized")
+
+
+async def test_a_worker_answers_only_health_readiness_and_metrics(make_client: MakeClient) -> None:
+    worker: Client = await make_client(role="worker")
+
+    assert (await worker.get("/healthz")).status == 200
+    assert (await worker.get("/metrics")).status == 200
+    assert (await worker.get("/readyz")).status in (200, 503)
+    for method, path in (("POST", "/v1/exports"), ("GET", "/v1/exports"), ("GET", "/openapi.json")):
+        response = await worker.request(method, path, json=ORDERS, headers=auth())
+        await problem(response, 404, "not_found")

@@ -110,7 +110,8 @@ async def test_broken_query_fails_at_once_with_a_code(client: TestClient[Any, An
 
     assert done["status"] == "failed"
     assert done["error"]["code"] == "query_failed"
-    assert "no_such_column" in done["error"]["message"]
+    assert done["error"]["message"] == "The export's query failed in the database."
+    assert re.fullmatch("[0-9a-f]{16}", done["error"]["id"])
     assert done["attempts"] == 1
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -13,10 +13,12 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from exportd.config import Settings
 from exportd.db import exports, jobs
 from exportd.db.pool import create_pool
 from exportd.db.rows import NewExport
-from exportd.dev.servers import EmbeddedS3
+from exportd.dev.servers import EmbeddedS3, free_port
+from exportd.model import JobKind
 from tests.support.client import create, eventually, wait_for, wait_until
 from tests.support.database import SCHEMA
 from tests.support.mail import Mailbox
@@ -24,6 +26,8 @@ from tests.support.s3 import nothing_under, objects_under
 from tests.support.tokens import auth
 
 ORDERS = {"export": "orders", "params": {"since": "2025-01-01"}}
+KINDS: list[str] = list(JobKind)
+LEASE = timedelta(seconds=30)
 
 
 async def test_cancel_queued_export_is_immediate(
@@ -237,8 +241,12 @@ async def test_tenant_cap_bounds_running_builds_in_one_claim(
             )
             await exports.create_export(pool, new, max_attempts=3, queued_cap=100)
 
-        claimed = await jobs.claim_jobs(pool, "me", 10, timedelta(seconds=30), tenant_cap=2)
-        again = await jobs.claim_jobs(pool, "me", 10, timedelta(seconds=30), tenant_cap=2)
+        claimed = await jobs.claim_jobs(
+            pool, "me", 10, timedelta(seconds=30), tenant_cap=2, kinds=KINDS
+        )
+        again = await jobs.claim_jobs(
+            pool, "me", 10, timedelta(seconds=30), tenant_cap=2, kinds=KINDS
+        )
     finally:
         await pool.close()
 
@@ -247,17 +255,73 @@ async def test_tenant_cap_bounds_running_builds_in_one_claim(
 
 
 async def test_transient_failures_retry_then_fail_after_max_attempts(make_client: Any) -> None:
-    # Wrong S3 credentials: every upload is refused, as in an S3 outage that never ends.
-    app = await make_client(
-        s3_secret_access_key="wrong-secret", max_attempts=3, retry_base=timedelta(milliseconds=50)
-    )
-    created = await create(app, {"export": "numbers", "params": {"rows": 10}})
+    # Each attempt's source connection is cut under it, as in an outage that never ends.
+    app = await make_client(max_attempts=3, retry_base=timedelta(milliseconds=50))
+    created = await create(app, {"export": "drops_connection"})
 
     done = await wait_until(app, created["id"])
 
     assert done["status"] == "failed"
-    assert done["error"]["code"] == "storage_unavailable"
+    assert done["error"]["code"] == "source_unavailable"
+    assert (
+        done["error"]["message"]
+        == "The source database is unavailable; the export will be retried."
+    )
     assert done["attempts"] == 3
+
+
+async def failing_checks(client: TestClient[Any, Any]) -> set[str]:
+    response = await client.get("/readyz")
+    if response.status == 200:
+        return set()
+    body = await response.json(content_type="application/problem+json")
+    return {name for name, state in body["checks"].items() if state != "ok"}
+
+
+@pytest.mark.parametrize(
+    ("check", "settings_of"),
+    [
+        # Wrong S3 credentials: before, every claimed build failed (retried, then for good).
+        ("storage", lambda s: {"s3_secret_access_key": "wrong-secret"}),
+        # A source that refuses the login: before, every claimed export failed permanently.
+        ("source", lambda s: {"source_database_url": s.database_url.replace("//", "//nobody@")}),
+    ],
+)
+async def test_a_replica_whose_build_dependency_fails_is_not_ready_and_claims_no_build(
+    make_client: Any,
+    settings: Settings,
+    conn: asyncpg.Connection[asyncpg.Record],
+    check: str,
+    settings_of: Callable[[Settings], dict[str, Any]],
+) -> None:
+    app = await make_client(**settings_of(settings))
+    created = await create(app, {"export": "numbers", "params": {"rows": 10}})
+
+    async def only_it_fails() -> bool:
+        return await failing_checks(app) == {check}
+
+    await eventually(only_it_fails, within=10)
+    await asyncio.sleep(1)  # sweeps come and go: the build still must not be claimed
+    row = await conn.fetchrow("SELECT status, attempts FROM exports WHERE id = $1", created["id"])
+    assert row is not None and (row["status"], row["attempts"]) == ("queued", 0)
+
+
+async def test_without_a_mail_relay_builds_run_and_mails_wait(
+    make_client: Any, mail_sink: Any, conn: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    app = await make_client(smtp_port=free_port())  # nothing listens there
+    created = await create(app, {"export": "numbers", "params": {"rows": 10}})
+
+    done = await wait_until(app, created["id"])
+
+    assert done["status"] == "succeeded"
+
+    async def only_mail_fails() -> bool:
+        return await failing_checks(app) == {"mail"}
+
+    await eventually(only_mail_fails, within=10)
+    notify = "SELECT attempts FROM jobs WHERE export_id = $1 AND kind = 'notify'"
+    assert await conn.fetchval(notify, created["id"]) == 0  # waiting for the relay
 
 
 async def test_claim_query_uses_its_index_under_a_large_ineligible_backlog(
@@ -275,7 +339,7 @@ async def test_claim_query_uses_its_index_under_a_large_ineligible_backlog(
     )
 
     plan = await conn.fetchval(
-        "EXPLAIN (FORMAT JSON) " + jobs.CLAIM_JOBS, "owner", 4, timedelta(seconds=30), 2
+        "EXPLAIN (FORMAT JSON) " + jobs.CLAIM_JOBS, "owner", 4, timedelta(seconds=30), 2, KINDS
     )
 
     nodes = list(plan_nodes(json.loads(plan)[0]["Plan"]))

@@ -107,6 +107,26 @@ async def test_serve_with_an_unreachable_database_says_so_in_one_line() -> None:
     assert "cannot connect to EXPORTD_DATABASE_URL" in lines[0]
 
 
+async def test_serve_refuses_a_catalog_whose_sql_does_not_plan(tmp_path: Path, dsn: str) -> None:
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(
+        '[exports.typo]\ntenant_scoped = false\nsql = "SELEC 1"\n'
+        '[exports.missing]\nsql = "SELECT nope FROM demo.orders WHERE tenant = :tenant"\n'
+        '[exports.fine]\nsql = "SELECT id FROM demo.orders WHERE tenant = :tenant"\n'
+    )
+
+    run = await run_exportd(
+        "serve", env=serve_env(EXPORTD_DATABASE_URL=dsn, EXPORTD_CATALOG=str(catalog))
+    )
+
+    assert run.returncode == 1, run
+    assert run.stderr.strip().splitlines() == [
+        "exportd: catalog export 'typo' does not plan: syntax error at or near \"SELEC\"",
+        "exportd: catalog export 'missing' does not plan: column \"nope\" does not exist "
+        '(hint: Perhaps you meant to reference the column "orders.note".)',
+    ]
+
+
 async def test_serve_on_a_port_in_use_says_so_in_one_line() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -201,18 +201,33 @@ async def test_postgres_restart_during_a_run_loses_nothing(
         await fresh.close()
 
 
-async def test_s3_outage_is_retried_until_it_returns(
+async def not_ready_for(replica: ExportdProcess, check: str) -> bool:
+    async with aiohttp.ClientSession() as session, session.get(f"{replica.url}/readyz") as r:
+        if r.status != 503:
+            return False
+        body = await r.json(content_type="application/problem+json")
+        return bool(body["checks"][check] != "ok")
+
+
+async def test_an_s3_outage_mid_build_is_waited_out(
     replicas: Any, conn: asyncpg.Connection[asyncpg.Record], s3: EmbeddedS3, mailbox: Mailbox
 ) -> None:
     (replica,) = await replicas(1, EXPORTD_MAX_ATTEMPTS="20")
+    building = await post(replica, SLOW)
+    await streamed(conn, building, 9 * 1024 * 1024)  # parts are going up
     s3.down()
     try:
-        ids = [await post(replica, SMALL) for _ in range(3)]
-        await eventually(lambda: count(conn, "error_code = 'storage_unavailable'", 3), 30)
+        # The running build's upload fails: retried later, not failed.
+        await eventually(lambda: count(conn, "error_code = 'storage_unavailable'", 1), 30)
+        await eventually(lambda: not_ready_for(replica, "storage"), 30)
+        waiting = [await post(replica, SMALL) for _ in range(2)]
+        # New builds wait for S3 unclaimed: no attempt spent against an outage.
+        unclaimed = "SELECT count(*) FROM exports WHERE id = ANY($1::uuid[]) AND attempts = 0"
+        assert await conn.fetchval(unclaimed, waiting) == 2
     finally:
         s3.up()
 
-    final = await wait_status(conn, ids, *TERMINAL)
+    final = await wait_status(conn, [building, *waiting], *TERMINAL)
     assert set(final.values()) == {"succeeded"}
     mails = await mailbox.wait_for(3)
     assert len(mails) == 3
@@ -226,8 +241,9 @@ async def test_smtp_outage_delays_mail_without_rebuilding(
     try:
         export_id = await post(replica, SMALL)
         await wait_status(conn, [export_id], "succeeded")
-        # the mail has failed at least once meanwhile
-        await eventually(lambda: jobs_with(conn, "kind = 'notify' AND attempts >= 2"), 30)
+        # The replica sees the relay gone and lets the mail wait (it does not fail it).
+        await eventually(lambda: not_ready_for(replica, "mail"), 30)
+        assert await jobs_with(conn, "kind = 'notify'")
         built = await conn.fetchrow("SELECT object_key, attempts, notified_at FROM exports")
         assert built is not None and built["notified_at"] is None
     finally:
@@ -333,13 +349,13 @@ async def test_a_mail_whose_sender_died_mid_send_is_not_sent_again(
         created = await create(client, SMALL)
         export_id = uuid.UUID(created["id"])
 
-        # Between two refused attempts, stamp the export the way a claim that died inside
-        # the SMTP conversation leaves it: sending begun, outcome never recorded.
+        # While the relay is down the mail waits unclaimed: stamp the export the way a claim
+        # that died inside the SMTP conversation leaves it: sending begun, outcome unknown.
         async def died_mid_send() -> bool:
             marked = await conn.execute(
                 "UPDATE exports SET mail_attempted_at = now() WHERE id = $1 AND EXISTS ("
                 " SELECT 1 FROM jobs WHERE export_id = $1 AND kind = 'notify'"
-                " AND attempts >= 1 AND lease_token IS NULL)",
+                " AND lease_token IS NULL)",
                 export_id,
             )
             return bool(marked == "UPDATE 1")

@@ -16,8 +16,11 @@ import pytest
 
 from exportd.config import Settings, as_env
 from exportd.db.migrate import load_migrations
+from exportd.dev.demo import load_demo
 from exportd.dev.servers import EmbeddedPostgres, free_port
+from tests.support.catalog import TEST_SCHEMA
 from tests.support.client import create, wait_until
+from tests.support.database import SCHEMA, connect
 from tests.support.processes import ROOT, ExportdProcess, base_env, run_exportd
 
 
@@ -68,7 +71,14 @@ async def test_a_wheel_in_a_fresh_venv_migrates_an_empty_database_and_serves(
     names = [m.name for m in load_migrations()]
     assert re.search(rf"applied {len(names)} migration\(s\): {', '.join(names)}", migrated.stdout)
 
-    # The test catalog without its hook module: tests/ is not importable from the wheel's venv.
+    # The data the test catalog reads (its SQL is checked at start), and the test catalog
+    # without its hook module: tests/ is not importable from the wheel's venv.
+    await load_demo(dsn, schema=SCHEMA)
+    conn = await connect(dsn)
+    try:
+        await conn.execute(TEST_SCHEMA.read_text())
+    finally:
+        await conn.close()
     served = replace(settings, database_url=dsn, catalog_hooks="")
     port = free_port()
     process = ExportdProcess.serve(

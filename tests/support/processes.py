@@ -40,6 +40,7 @@ def fleet_env(settings: Settings) -> dict[str, str]:
             "EXPORTD_LOG_FORMAT": "json",
             "EXPORTD_LEASE_S": "3",
             "EXPORTD_SWEEP_INTERVAL_S": "0.5",
+            "EXPORTD_READINESS_INTERVAL_S": "0.5",
             "EXPORTD_RETRY_BASE_S": "0.2",
             "EXPORTD_RETRY_MAX_S": "2",
             "PYTHONPATH": str(ROOT),

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; types-PyYAML is not installed
+import yaml  # PyYAML ships no stubs; types-PyYAML is not installed
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -185,7 +185,7 @@ def test_lock_pins_every_runtime_dependency_with_hashes() -> None:
     wanted = {canonicalize_name(Requirement(dep).name) for dep in project["dependencies"]}
     lock = (ROOT / "requirements.lock").read_text()
     assert re.search(r"^#\s+uv pip compile pyproject\.toml .*--generate-hashes", lock, re.M)
-    entries = re.split(r"\n(?=[A-Za-z0-9])", lock.split("\n", 2)[2].strip())
+    entries = re.findall(r"^[^#\s].*(?:\n[ \t]+.*)*", lock, re.MULTILINE)  # a line + its indented
     pinned = {}
     for entry in entries:
         pin = re.match(r"([A-Za-z0-9][\w.-]*)(\[[^\]]*\])?==(\S+)", entry)

@@ -34,6 +34,7 @@ QUEUED = ExportRow(
     attempts=0,
     error_code=None,
     error_message=None,
+    error_id=None,
     object_key=None,
     result_size=None,
     result_rows=None,
@@ -127,9 +128,19 @@ def test_succeeded_export_past_its_link_has_a_null_download_url() -> None:
 
 
 def test_failed_export_has_its_error_and_no_result() -> None:
-    failed = replace(QUEUED, status="failed", error_code="query_failed", error_message="boom")
+    failed = replace(
+        QUEUED,
+        status="failed",
+        error_code="query_failed",
+        error_message="The query failed.",
+        error_id="5f1c0ffee0c0ffee",
+    )
     body = export_json(failed, download_url=None)
-    assert body["error"] == {"code": "query_failed", "message": "boom"}
+    assert body["error"] == {
+        "code": "query_failed",
+        "message": "The query failed.",
+        "id": "5f1c0ffee0c0ffee",
+    }
     assert body["result"] is None
 
 
