@@ -1,4 +1,5 @@
-"""The `exportd` command: serve, migrate, dev. The only module that reads the environment."""
+"""The `exportd` command: serve, migrate, dev, token. The only module that reads the
+environment."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import os
 import socket
 import sys
 from collections.abc import Mapping, Sequence
+from importlib.metadata import version
 from typing import NoReturn
 
 import asyncpg
 
+from exportd.api.auth import issue_token
+from exportd.api.keys import Role
 from exportd.api.serving import listen
-from exportd.config import Settings, database_settings
+from exportd.config import JWT_ALGORITHMS, SCHEMA_NAME, Settings, dsn_problems, env_name
 from exportd.db.migrate import migrate
 from exportd.errors import ConfigError, StartupError
 from exportd.export.catalog import Catalog
@@ -21,12 +25,88 @@ from exportd.logs import configure_logging
 from exportd.preflight import preflight
 from exportd.server import serve
 
+DESCRIPTION = """\
+exportd builds data exports in the background: a client asks for one over HTTP, gets an id
+at once, and the file is streamed from PostgreSQL to S3; its owner gets a mail with a link.
+
+Settings come from EXPORTD_* environment variables (see the README). Start with
+`exportd dev` to try it on embedded servers with demo data."""
+
+
+ROLES: dict[str, Role] = {"all": "all", "api": "api", "worker": "worker"}
+
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Stop with `message`, one `exportd: ` line per line of it."""
     for line in message.splitlines():
         print(f"exportd: {line}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="exportd",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    top.add_argument("--version", action="version", version=f"exportd {version('exportd')}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    defaults = argparse.ArgumentDefaultsHelpFormatter
+    serve_cmd = sub.add_parser(
+        "serve",
+        help="run the HTTP API and the workers",
+        description="Serve the API and build exports until SIGTERM or Ctrl-C; every setting "
+        "is checked first, then the databases and the catalog's SQL.",
+        formatter_class=defaults,
+    )
+    serve_cmd.add_argument(
+        "--role",
+        choices=tuple(ROLES),
+        default="all",
+        help="api: only the HTTP API; worker: only build and mail (it answers health, "
+        "readiness and metrics); all: both",
+    )
+    serve_cmd.add_argument("--host", help="listen address (default: EXPORTD_HOST, 0.0.0.0)")
+    serve_cmd.add_argument("--port", type=int, help="listen port (default: EXPORTD_PORT, 8080)")
+    sub.add_parser(
+        "migrate",
+        help="create or update exportd's tables (once per deploy)",
+        description="Apply the schema migrations exportd needs to EXPORTD_DATABASE_URL, in "
+        "EXPORTD_DATABASE_SCHEMA; safe when several run at once.",
+    )
+    dev = sub.add_parser(
+        "dev",
+        help="everything on embedded servers, with demo data",
+        description="Start PostgreSQL, S3 and a mail sink (for whatever EXPORTD_* does not "
+        "point elsewhere), load a demo catalog and data, print a token, and serve.",
+        formatter_class=defaults,
+    )
+    dev.add_argument("--port", type=int, help="listen port (default: EXPORTD_PORT, or 8080)")
+    dev.add_argument("--data-dir", default=".exportd-dev", help="where the servers keep data")
+    token = sub.add_parser(
+        "token",
+        help="print a bearer token for testing",
+        description="Print a token signed with EXPORTD_JWT_SECRET (HS256/384/512) for "
+        "EXPORTD_JWT_AUDIENCE: for trying the API; real tokens come from your gateway.",
+        formatter_class=defaults,
+    )
+    token.add_argument("--sub", required=True, help="the user's id")
+    token.add_argument("--tenant", required=True, help="the user's tenant")
+    token.add_argument("--email", help="where the user's exports are mailed")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    if args.command == "dev":
+        run_dev(os.environ, port=args.port, data_dir=args.data_dir)
+    elif args.command == "migrate":
+        run_migrate(os.environ)
+    elif args.command == "token":
+        print(mint(os.environ, sub=args.sub, tenant=args.tenant, email=args.email, ttl=args.ttl))
+    else:
+        run_serve(os.environ, role=args.role, host=args.host, port=args.port)
 
 
 def load_settings(env: Mapping[str, str]) -> tuple[Settings, Catalog]:
@@ -38,44 +118,14 @@ def load_settings(env: Mapping[str, str]) -> tuple[Settings, Catalog]:
     return settings, catalog
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="exportd", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_serve = sub.add_parser("serve", help="run the API and/or the workers")
-    p_serve.add_argument("--role", choices=("all", "api", "worker"), default="all")
-    p_serve.add_argument("--host", help="listen address (default: EXPORTD_HOST)")
-    p_serve.add_argument("--port", type=int, help="listen port (default: EXPORTD_PORT)")
-    sub.add_parser("migrate", help="apply missing database migrations")
-    p_dev = sub.add_parser("dev", help="run everything locally on embedded servers")
-    p_dev.add_argument("--port", type=int, help="listen port (default: EXPORTD_PORT or 8080)")
-    p_dev.add_argument("--data-dir", default=".exportd-dev")
-    args = parser.parse_args(argv)
-
-    if args.command == "dev":
-        run_dev(os.environ, port=args.port, data_dir=args.data_dir)
-        return
-    if args.command == "migrate":
-        try:
-            dsn, schema = database_settings(os.environ)
-        except ConfigError as exc:
-            fail(exc.detail)
-        configure_logging("json", "info")
-        try:
-            applied = asyncio.run(migrate(dsn, schema=schema))
-        except (OSError, asyncpg.PostgresError) as exc:
-            fail(f"cannot migrate EXPORTD_DATABASE_URL: {exc}", 1)
-        print(
-            f"exportd: applied {len(applied)} migration(s): "
-            f"{', '.join(m.name for m in applied) or 'none needed'}"
-        )
-        return
-    settings, catalog = load_settings(os.environ)
+def run_serve(env: Mapping[str, str], *, role: str, host: str | None, port: int | None) -> None:
+    settings, catalog = load_settings(env)
     configure_logging(settings.log_format, settings.log_level)
-    sock = bind(args.host or settings.host, args.port or settings.port)
-    problems = asyncio.run(preflight(settings, catalog, builds=args.role != "api"))
+    sock = bind(host or settings.host, port or settings.port)
+    problems = asyncio.run(preflight(settings, catalog, builds=role != "api"))
     if problems:
         fail("\n".join(problems), 1)
-    serve(settings, catalog, role=args.role, sock=sock)
+    serve(settings, catalog, role=ROLES[role], sock=sock)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -84,6 +134,69 @@ def bind(host: str, port: int) -> socket.socket:
         return listen(host, port)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port} (EXPORTD_HOST, EXPORTD_PORT): {exc.strerror}", 1)
+
+
+def run_migrate(env: Mapping[str, str]) -> None:
+    try:
+        dsn, schema = database_settings(env)
+    except ConfigError as exc:
+        fail(exc.detail)
+    configure_logging("json", "info")
+    try:
+        applied = asyncio.run(migrate(dsn, schema=schema))
+    except (OSError, asyncpg.PostgresError) as exc:
+        fail(f"cannot migrate EXPORTD_DATABASE_URL: {exc}", 1)
+    names = ", ".join(m.name for m in applied) or "none needed"
+    print(f"exportd: applied {len(applied)} migration(s): {names}")
+
+
+def mint(env: Mapping[str, str], *, sub: str, tenant: str, email: str | None, ttl: int) -> str:
+    try:
+        secret, algorithm, audience, issuer = signing_settings(env)
+    except ConfigError as exc:
+        fail(exc.detail)
+    return issue_token(
+        secret,
+        sub=sub,
+        tenant=tenant,
+        email=email,
+        audience=audience,
+        ttl_s=ttl,
+        algorithm=algorithm,
+        issuer=issuer or None,
+    )
+
+
+def database_settings(env: Mapping[str, str]) -> tuple[str, str]:
+    """(database URL, schema) alone, for `exportd migrate`; ConfigError when either is bad."""
+    dsn = env.get(env_name("database_url"), "")
+    schema = env.get(env_name("database_schema")) or "exportd"
+    problems = (
+        dsn_problems("EXPORTD_DATABASE_URL", dsn) if dsn else ["EXPORTD_DATABASE_URL is required"]
+    )
+    if not SCHEMA_NAME.fullmatch(schema):
+        problems.append("EXPORTD_DATABASE_SCHEMA must be a lower-case SQL name (a-z, 0-9, _)")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return dsn, schema
+
+
+def signing_settings(env: Mapping[str, str]) -> tuple[str, str, str, str]:
+    """(HS* secret, algorithm, audience, issuer) alone, for `exportd token`; ConfigError
+    listing what is missing or wrong."""
+    secret = env.get(env_name("jwt_secret"), "")
+    algorithm = env.get(env_name("jwt_algorithm")) or "HS256"
+    audience = env.get(env_name("jwt_audience"), "")
+    problems = []
+    if not algorithm.startswith("HS") or algorithm not in JWT_ALGORITHMS:
+        problems.append("EXPORTD_JWT_ALGORITHM must be HS256, HS384 or HS512 to mint tokens")
+    if not secret:
+        problems.append("EXPORTD_JWT_SECRET is required to mint tokens")
+    if not audience:
+        problems.append("EXPORTD_JWT_AUDIENCE is required")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return secret, algorithm, audience, env.get(env_name("jwt_issuer"), "")
 
 
 def run_dev(env: Mapping[str, str], *, port: int | None, data_dir: str) -> None:

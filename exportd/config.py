@@ -160,9 +160,9 @@ class Settings:
             ),
         ]
         problems = [message for ok, message in checks if not ok]
-        problems += _dsn_problems("EXPORTD_DATABASE_URL", self.database_url)
+        problems += dsn_problems("EXPORTD_DATABASE_URL", self.database_url)
         if self.source_database_url:
-            problems += _dsn_problems("EXPORTD_SOURCE_DATABASE_URL", self.source_database_url)
+            problems += dsn_problems("EXPORTD_SOURCE_DATABASE_URL", self.source_database_url)
         return problems + self._jwt_problems()
 
     def _jwt_problems(self) -> list[str]:
@@ -189,21 +189,7 @@ class Settings:
         return []
 
 
-def database_settings(env: Mapping[str, str]) -> tuple[str, str]:
-    """(database URL, schema) alone, for `exportd migrate`; ConfigError when either is bad."""
-    dsn = env.get(env_name("database_url"), "")
-    schema = env.get(env_name("database_schema")) or "exportd"
-    problems = (
-        _dsn_problems("EXPORTD_DATABASE_URL", dsn) if dsn else ["EXPORTD_DATABASE_URL is required"]
-    )
-    if not SCHEMA_NAME.fullmatch(schema):
-        problems.append("EXPORTD_DATABASE_SCHEMA must be a lower-case SQL name (a-z, 0-9, _)")
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return dsn, schema
-
-
-def _dsn_problems(name: str, dsn: str) -> list[str]:
+def dsn_problems(name: str, dsn: str) -> list[str]:
     """A database URL asyncpg can use: postgresql://user:pass@host:port/db?options."""
     try:
         parts = urlsplit(dsn)

@@ -96,6 +96,7 @@ async def running(
                 bucket=settings.s3_bucket,
                 part_size=settings.part_size,
                 parts_in_flight=settings.parts_in_flight,
+                metrics=metrics,
             )
             listener = Listener(
                 dsn=settings.database_url,
@@ -118,7 +119,13 @@ async def running(
                     yield services
                     return
                 handlers = job_handlers(
-                    settings, catalog, pool=pool, source=source, storage=storage, mailer=mailer
+                    settings,
+                    catalog,
+                    pool=pool,
+                    source=source,
+                    storage=storage,
+                    mailer=mailer,
+                    metrics=metrics,
                 )
                 async with workers_running(
                     settings, handlers, services=services, readiness=readiness, metrics=metrics
@@ -159,6 +166,7 @@ def job_handlers(
     source: Pool,
     storage: Storage,
     mailer: Mailer,
+    metrics: Metrics,
 ) -> Handlers:
     """Every job kind and what runs it."""
     return {
@@ -171,6 +179,7 @@ def job_handlers(
             lease=settings.lease,
             retention=settings.retention,
             progress_interval=settings.progress_interval,
+            metrics=metrics,
         ),
         JobKind.NOTIFY: NotifyJob(
             pool=pool,
@@ -178,6 +187,7 @@ def job_handlers(
             mailer=mailer,
             s3_prefix=settings.s3_prefix,
             link_ttl=settings.link_ttl,
+            metrics=metrics,
         ),
     }
 

@@ -67,16 +67,28 @@ class Verifier:
 
 
 def issue_token(
-    secret: str, *, sub: str, tenant: str, email: str, audience: str, ttl_s: int
+    secret: str,
+    *,
+    sub: str,
+    tenant: str,
+    email: str | None,
+    audience: str,
+    ttl_s: int,
+    algorithm: str = "HS256",
+    issuer: str | None = None,
 ) -> str:
-    """An HS256 token for the dev stack and tests (production tokens come from the gateway)."""
+    """A token signed with a shared HS* secret, for the dev stack, tests and `exportd token`
+    (production tokens come from the gateway)."""
     now = int(time.time())
-    claims = {
+    claims: dict[str, Any] = {
         "sub": sub,
         "tenant": tenant,
-        "email": email,
         "aud": audience,
         "iat": now,
         "exp": now + ttl_s,
     }
-    return jwt.encode(claims, secret, algorithm="HS256")
+    if email is not None:
+        claims["email"] = email
+    if issuer:
+        claims["iss"] = issuer
+    return jwt.encode(claims, secret, algorithm=algorithm)

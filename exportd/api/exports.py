@@ -76,6 +76,7 @@ async def create_export(request: web.Request) -> web.Response:
             "this Idempotency-Key was already used with a different request body"
         ) from None
     except exports.QueueFull:
+        request.app[METRICS].exports_refused.labels(reason="too_many_queued").inc()
         raise TooManyQueued(
             f"tenant has {settings.tenant_max_queued} or more queued exports; retry later",
             retry_after=QUEUED_RETRY_AFTER_S,
@@ -84,7 +85,7 @@ async def create_export(request: web.Request) -> web.Response:
         log.info("export.replayed", export_id=str(export.id))
     else:
         log.info("export.created", export_id=str(export.id), export=export.export_name)
-        request.app[METRICS].inc("exportd_exports_created_total")
+        request.app[METRICS].exports_created.inc()
     headers = {"Location": f"/v1/exports/{export.id}", "ETag": etag(export)}
     if replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -29,8 +30,15 @@ PROBLEM_JSON: Final = "application/problem+json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+# Probes an orchestrator sends every few seconds: their access lines are debug-level.
+_QUIET_ROUTES: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
 @web.middleware
 async def log_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request id bound to every log line of the request, then one access line and the
+    request's metrics."""
+    started = time.monotonic()
     request_id = read_request_id(request)
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -39,8 +47,17 @@ async def log_context_middleware(request: web.Request, handler: Handler) -> web.
     response.headers["Server"] = "exportd"  # not aiohttp's name and version
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
-    request.app[METRICS].inc(
-        "exportd_http_requests_total", route=route, status=str(response.status)
+    seconds = time.monotonic() - started
+    metrics = request.app[METRICS]
+    metrics.http_requests.labels(request.method, route, str(response.status)).inc()
+    metrics.http_seconds.labels(request.method, route).observe(seconds)
+    access = log.debug if route in _QUIET_ROUTES else log.info
+    access(
+        "http.request",
+        method=request.method,
+        route=route,
+        status=response.status,
+        duration_ms=round(seconds * 1000, 1),
     )
     return response
 

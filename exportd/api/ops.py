@@ -5,19 +5,29 @@ from __future__ import annotations
 from aiohttp import web
 
 from exportd.api.keys import METRICS, ROLE, SERVICES
-from exportd.db.health import queue_depth
+from exportd.db.health import oldest_ready, queue_depth
 from exportd.errors import NotReady
+from exportd.metrics import CONTENT_TYPE
+from exportd.model import JobKind
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/metrics", allow_head=False)
 async def metrics(request: web.Request) -> web.Response:
-    depth = await queue_depth(request.app[SERVICES].pool)
-    gauges = [("exportd_jobs", {"kind": k, "state": s}, n) for k, s, n in depth]
-    return web.Response(
-        text=request.app[METRICS].render(gauges), content_type="text/plain", charset="utf-8"
-    )
+    """Prometheus text: the process's counters, and gauges read now (the queue from the
+    database, waiters, the pool, each dependency's last check)."""
+    services, metrics = request.app[SERVICES], request.app[METRICS]
+    async with services.pool.acquire() as conn:
+        depth, oldest = await queue_depth(conn), await oldest_ready(conn)
+    metrics.set_queue(list(JobKind), depth, oldest)
+    metrics.waiters.set(services.listener.waiting)
+    size, idle = services.pool.get_size(), services.pool.get_idle_size()
+    metrics.pool_connections.labels(state="in_use").set(size - idle)
+    metrics.pool_connections.labels(state="idle").set(idle)
+    for check, reason in (await services.readiness()).items():
+        metrics.dependency_up.labels(check=check).set(0 if reason else 1)
+    return web.Response(body=metrics.render(), content_type=CONTENT_TYPE, charset="utf-8")
 
 
 @routes.get("/healthz", allow_head=False)

@@ -15,6 +15,7 @@ from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
 from exportd.api.middleware import PROBLEM_JSON
+from exportd.logs import log_loop_exceptions
 
 log = structlog.get_logger(__name__)
 
@@ -103,6 +104,7 @@ def run(app: web.Application, *, sock: socket.socket, shutdown_timeout: float) -
     """Serve until SIGINT or SIGTERM, then stop gracefully (as aiohttp's run_app does)."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    log_loop_exceptions(loop)
 
     async def serve() -> None:
         server = await start(app, sock, handle_signals=True, shutdown_timeout=shutdown_timeout)

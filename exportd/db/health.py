@@ -20,6 +20,16 @@ async def queue_depth(conn: Executor) -> list[tuple[str, str, int]]:
     return [(r["kind"], r["state"], r["jobs"]) for r in await conn.fetch(QUEUE_DEPTH)]
 
 
+# How long the oldest claimable job of each kind has waited, for /metrics.
+OLDEST_READY: Final = """
+SELECT kind, extract(epoch FROM now() - min(ready_at))::float8 AS age
+FROM jobs WHERE ready_at <= now() GROUP BY kind"""
+
+
+async def oldest_ready(conn: Executor) -> list[tuple[str, float]]:
+    return [(r["kind"], r["age"]) for r in await conn.fetch(OLDEST_READY)]
+
+
 PING: Final = "SELECT 1"
 
 

@@ -25,7 +25,7 @@ WITH running AS (
 -- of the kinds this replica can run now ($5), skipping builds of tenants already at their
 -- cap ($4); $2 = free worker slots
 next AS (
-    SELECT id FROM jobs
+    SELECT id, lease_owner AS previous_owner FROM jobs
     WHERE ready_at <= now() AND kind = ANY($5::text[])
       AND (kind <> 'build' OR tenant NOT IN (SELECT tenant FROM running WHERE n >= $4))
     ORDER BY ready_at, id
@@ -34,19 +34,20 @@ next AS (
 ),
 -- ranked: within one batch too, a tenant gets no more builds than its cap leaves room for
 ranked AS (
-    SELECT jobs.id, jobs.kind, coalesce(running.n, 0) AS n,
+    SELECT jobs.id, jobs.kind, next.previous_owner, coalesce(running.n, 0) AS n,
            row_number() OVER (PARTITION BY jobs.tenant, jobs.kind ORDER BY jobs.ready_at, jobs.id)
                AS rn
     FROM jobs JOIN next ON next.id = jobs.id LEFT JOIN running ON running.tenant = jobs.tenant
 ),
 -- claimed: a fresh lease token fences every later write; the attempt counts now, so a
--- job whose replica dies mid-run still runs out of attempts
+-- job whose replica dies mid-run still runs out of attempts; an expired lease's owner is
+-- returned, so the reclaim is logged
 claimed AS (
     UPDATE jobs SET lease_owner = $1, lease_token = gen_random_uuid(),
                     ready_at = now() + $3::interval, attempts = jobs.attempts + 1
     FROM ranked
     WHERE jobs.id = ranked.id AND (ranked.kind <> 'build' OR ranked.n + ranked.rn <= $4)
-    RETURNING jobs.*
+    RETURNING jobs.*, ranked.previous_owner
 ),
 -- started: a build's export shows running and its attempt count
 started AS (

@@ -94,6 +94,9 @@ class JobRow:
     attempts: int
     max_attempts: int
     lease_token: uuid.UUID
+    created_at: datetime
+    # The owner of the lease this claim took over (it expired: a replica died or stalled).
+    previous_owner: str | None
 
     @classmethod
     def from_record(cls, r: asyncpg.Record) -> Self:
@@ -105,6 +108,8 @@ class JobRow:
             attempts=r["attempts"],
             max_attempts=r["max_attempts"],
             lease_token=r["lease_token"],
+            created_at=r["created_at"],
+            previous_owner=r["previous_owner"],
         )
 
 

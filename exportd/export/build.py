@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from exportd.export.formats import content_type
 from exportd.export.pipeline import export_rows
 from exportd.export.request import ProgressMeter, Request
 from exportd.logs import Log
+from exportd.metrics import Metrics
 from exportd.storage.keys import object_key
 from exportd.storage.s3 import Storage
 
@@ -73,8 +75,10 @@ class BuildJob:
     lease: timedelta
     retention: timedelta
     progress_interval: timedelta
+    metrics: Metrics
 
     async def __call__(self, job: JobRow, log: Log) -> None:
+        started = time.monotonic()
         export = await exports.get_export_by_id(self.pool, job.export_id)
         if export is None or export.terminal:
             # Nothing left to build (the export ended some other way): drop the job, fenced.
@@ -115,6 +119,9 @@ class BuildJob:
         if not await jobs.complete_build(self.pool, job, result, retention=self.retention):
             await self.storage.delete(key)
             raise LeaseLost
+        self.metrics.build_seconds.labels(format=export.format).observe(time.monotonic() - started)
+        self.metrics.export_bytes.observe(stored.size)
+        self.metrics.export_rows.observe(snapshot.rows)
         log.info("build.succeeded", rows=snapshot.rows, size=stored.size, parts=stored.parts)
 
     def _request(self, export: ExportRow) -> Request:

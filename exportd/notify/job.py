@@ -11,6 +11,7 @@ from exportd.db.pool import Pool
 from exportd.db.rows import ExportRow, JobRow
 from exportd.errors import LeaseLost, new_error_id
 from exportd.logs import Log
+from exportd.metrics import Metrics
 from exportd.model import Status
 from exportd.notify.mailer import Mailer, MailNotSent
 from exportd.notify.message import ReadyMail, compose
@@ -26,6 +27,7 @@ class NotifyJob:
     mailer: Mailer
     s3_prefix: str
     link_ttl: timedelta
+    metrics: Metrics
 
     async def __call__(self, job: JobRow, log: Log) -> None:
         export = await exports.get_export_by_id(self.pool, job.export_id)
@@ -77,7 +79,8 @@ class NotifyJob:
         if not await mail.begin_mail(self.pool, job):
             raise LeaseLost
         try:
-            await self.mailer.send(message)
+            with self.metrics.mail_seconds.time():
+                await self.mailer.send(message)
         except MailNotSent:
             # No 250 for the message: the server did not take it, so another attempt may.
             await mail.mail_refused(self.pool, job)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import structlog
@@ -108,7 +108,22 @@ class Dispatcher:
         claimed = await jobs.claim_jobs(
             self._pool, self._owner, free, self._lease, tenant_cap=self._tenant_cap, kinds=kinds
         )
+        now = datetime.now(UTC)
         for job in claimed:
-            self._metrics.inc("exportd_jobs_claimed_total", kind=job.kind)
+            self._metrics.jobs_claimed.labels(kind=job.kind).inc()
+            if job.attempts == 1:
+                wait = (now - job.created_at).total_seconds()
+                self._metrics.queue_wait.labels(kind=job.kind).observe(max(0.0, wait))
+            if job.previous_owner is not None:
+                # Its lease expired under another claim: that replica died or stalled.
+                log.warning(
+                    "job.reclaimed",
+                    job_id=job.id,
+                    kind=job.kind,
+                    export_id=str(job.export_id),
+                    previous_owner=job.previous_owner,
+                    attempt=job.attempts,
+                )
+                self._metrics.jobs_reclaimed.labels(kind=job.kind).inc()
             self._workers.start(job)
         return len(claimed)

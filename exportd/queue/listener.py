@@ -64,6 +64,11 @@ class Listener:
             if not watchers:
                 del self._watchers[export_id]
 
+    @property
+    def waiting(self) -> int:
+        """How many waiters (long-polls, running jobs' cancel watches) wait on a change."""
+        return sum(len(events) for events in self._watchers.values())
+
     def release_waiters(self) -> None:
         """Shutting down: wake every long-poll now, so each is answered rather than cut."""
         self.closing = True

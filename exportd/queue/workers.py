@@ -24,6 +24,12 @@ from exportd.queue.listener import Listener
 log = structlog.get_logger(__name__)
 
 
+class _Stop:
+    """Why the heartbeat stopped a job's work: "canceled" or "lease_lost"."""
+
+    reason: str | None = None
+
+
 class WorkerPool:
     """At most `size` jobs at once; the dispatcher never claims more than `free`."""
 
@@ -62,10 +68,13 @@ class WorkerPool:
     def start(self, job: JobRow) -> None:
         task = asyncio.create_task(self._run(job), name=f"job-{job.id}-{job.kind}")
         self._running[task] = job
+        self._metrics.jobs_running.labels(kind=job.kind).inc()
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._running.pop(task, None)
+        job = self._running.pop(task, None)
+        if job is not None:
+            self._metrics.jobs_running.labels(kind=job.kind).dec()
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("job.crashed", exc_info=exc)
         for callback in self._on_free:
@@ -106,20 +115,20 @@ class WorkerPool:
         bound.info("job.started")
         handler = self._handlers[job.kind]
         work = asyncio.create_task(handler(job, bound), name=f"work-{job.id}")
-        lost = asyncio.Event()
-        beat = asyncio.create_task(self._heartbeat(job, work, lost), name=f"heartbeat-{job.id}")
+        stop = _Stop()
+        beat = asyncio.create_task(self._heartbeat(job, work, stop), name=f"heartbeat-{job.id}")
         try:
             await work
         except asyncio.CancelledError:
-            if lost.is_set():
-                self._ended(job, bound.warning, "lease_lost")
+            if stop.reason is not None:
+                await self._stopped(job, stop.reason, bound)
             elif self._releasing:
                 await jobs.release_job(self._pool, job)
                 self._ended(job, bound.info, "released")
             else:
                 raise
         except LeaseLost:
-            self._ended(job, bound.warning, "lease_lost")
+            await self._stopped(job, await self._lost_or_canceled(job), bound)
         except Exception as exc:
             await self._failed(job, classify(exc), bound)
         else:
@@ -143,15 +152,30 @@ class WorkerPool:
             await jobs.fail_job(self._pool, job, failure.code, failure.message, error_id)
             self._ended(job, bound.error, "failed", **logged)
 
-    async def _not_canceled(self, job: JobRow) -> bool:
-        return not await jobs.export_canceled(self._pool, job.export_id)
+    async def _lost_or_canceled(self, job: JobRow) -> str:
+        """Why the job's lease is gone: its export was canceled (the user's doing, not a
+        fault), or another replica holds it now."""
+        try:
+            canceled = await jobs.export_canceled(self._pool, job.export_id)
+        except Exception:  # the database is away: say what is sure
+            return "lease_lost"
+        return "canceled" if canceled else "lease_lost"
+
+    async def _stopped(self, job: JobRow, reason: str, bound: Log) -> None:
+        if reason == "canceled":
+            self._ended(job, bound.info, "canceled")
+        else:
+            self._metrics.lease_losses.labels(kind=job.kind).inc()
+            self._ended(job, bound.warning, "lease_lost")
 
     def _ended(self, job: JobRow, log_at: Callable[..., Any], outcome: str, **details: Any) -> None:
         """Log how a run ended (event `job.<outcome>`) and count it."""
         log_at(f"job.{outcome}", **details)
-        self._metrics.inc("exportd_jobs_finished_total", kind=job.kind, outcome=outcome)
+        self._metrics.jobs_finished.labels(kind=job.kind, outcome=outcome).inc()
+        if outcome == "retrying":
+            self._metrics.job_retries.labels(kind=job.kind, code=details["code"]).inc()
 
-    async def _heartbeat(self, job: JobRow, work: asyncio.Task[None], lost: asyncio.Event) -> None:
+    async def _heartbeat(self, job: JobRow, work: asyncio.Task[None], stop: _Stop) -> None:
         """Extend the lease every third of it; stop the work once the lease is gone or stale.
 
         A change to the export wakes it early through NOTIFY to see whether the export was
@@ -168,18 +192,24 @@ class WorkerPool:
                 try:
                     await asyncio.wait_for(changed.wait(), max(0.0, next_beat - time.monotonic()))
                     changed.clear()
-                    check = self._not_canceled(job)
+                    beating = False
                 except TimeoutError:
                     next_beat = time.monotonic() + interval
-                    check = jobs.heartbeat(self._pool, job, self._lease)
+                    beating = True
                 try:
-                    alive = await check
+                    if beating:
+                        alive = await jobs.heartbeat(self._pool, job, self._lease)
+                        reason = "" if alive else await self._lost_or_canceled(job)
+                    else:
+                        alive = not await jobs.export_canceled(self._pool, job.export_id)
+                        reason = "canceled"
                     if alive:
                         last_ok = time.monotonic()
                 except Exception as exc:  # the database is away: keep trying until lease ends
                     log.warning("job.heartbeat_failed", job_id=job.id, error=str(exc))
                     alive = time.monotonic() - last_ok < self._lease.total_seconds()
+                    reason = "lease_lost"
                 if not alive:
-                    lost.set()
+                    stop.reason = reason
                     work.cancel()
                     return

@@ -11,6 +11,7 @@ import aioboto3
 from aiobotocore.config import AioConfig
 
 from exportd.config import Settings
+from exportd.metrics import Metrics
 from exportd.storage.errors import storage_errors
 from exportd.storage.writer import ObjectWriter
 
@@ -47,11 +48,20 @@ async def open_s3(settings: Settings) -> AsyncIterator[S3Client]:
 class Storage:
     """The bucket exports go to."""
 
-    def __init__(self, *, client: S3Client, bucket: str, part_size: int, parts_in_flight: int):
+    def __init__(
+        self,
+        *,
+        client: S3Client,
+        bucket: str,
+        part_size: int,
+        parts_in_flight: int,
+        metrics: Metrics,
+    ):
         self.client = client
         self.bucket = bucket
         self.part_size = part_size
         self.parts_in_flight = parts_in_flight
+        self._metrics = metrics
 
     def writer(self, key: str, *, content_type: str, file_name: str) -> ObjectWriter:
         return ObjectWriter(
@@ -62,6 +72,7 @@ class Storage:
             file_name=file_name,
             part_size=self.part_size,
             parts_in_flight=self.parts_in_flight,
+            part_uploaded=self._metrics.upload_seconds.observe,
         )
 
     async def check(self) -> None:

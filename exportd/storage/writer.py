@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote
@@ -61,6 +63,7 @@ class ObjectWriter:
         file_name: str,
         part_size: int,
         parts_in_flight: int,
+        part_uploaded: Callable[[float], None],
     ) -> None:
         self._client = client
         self._bucket = bucket
@@ -68,6 +71,7 @@ class ObjectWriter:
         self._content_type = content_type
         self._disposition = content_disposition(file_name)
         self._part_size = part_size
+        self._part_uploaded = part_uploaded  # told each part's upload time, in seconds
         # Chunks as they came, joined once per part: no doubling bytearray, one exact copy.
         self._chunks: list[bytes] = []
         self._buffered = 0
@@ -173,6 +177,7 @@ class ObjectWriter:
 
     async def _upload_part(self, part_number: int, body: bytes) -> None:
         assert self._upload_id is not None
+        started = time.monotonic()
         try:
             with storage_errors():
                 answer = await self._client.upload_part(
@@ -183,6 +188,7 @@ class ObjectWriter:
                     Body=body,
                 )
             self._parts.append({"PartNumber": part_number, "ETag": answer["ETag"]})
+            self._part_uploaded(time.monotonic() - started)
         except Exception as exc:
             self._failure = exc
         finally:

@@ -113,7 +113,8 @@ async def test_a_client_hanging_up_mid_body_is_not_an_outage(
             # The server notices the hang-up on its own time: poll its metrics.
             while 'route="/v1/exports"' not in (metrics := await counted()):  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
-    assert 'exportd_http_requests_total{route="/v1/exports",status="400"} 1' in metrics
+    hang_up = 'exportd_http_requests_total{method="POST",route="/v1/exports",status="400"} 1.0'
+    assert hang_up in metrics
     assert 'status="503"' not in metrics
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from exportd.dev.servers import EmbeddedS3
 from tests.support.client import create, download, eventually, wait_until
@@ -161,25 +162,46 @@ async def test_metrics_count_what_happened(client: TestClient[Any, Any], mailbox
     await wait_until(client, created["id"])
     await mailbox.wait_for(1)
 
-    async def scrape() -> str:
+    async def scrape() -> dict[str, float]:
         response = await client.get("/metrics")
         assert response.status == 200
         assert response.content_type == "text/plain"
-        return await response.text()
+        return {
+            sample.name + str(sorted(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(await response.text())
+            for sample in family.samples
+        }
+
+    def series(name: str, **labels: str) -> str:
+        return name + str(sorted(labels.items()))
 
     # The notify job finishes just after the mail arrives: scrape until it shows.
     async def notified() -> bool:
-        return 'kind="notify",outcome="finished"} 1' in await scrape()
+        finished = series("exportd_jobs_finished_total", kind="notify", outcome="finished")
+        return (await scrape()).get(finished) == 1
 
     await eventually(notified, within=10)
-    text = await scrape()
+    metrics = await scrape()
 
-    assert "exportd_exports_created_total 1" in text
-    assert 'exportd_jobs_claimed_total{kind="build"} 1' in text
-    assert 'exportd_jobs_finished_total{kind="build",outcome="finished"} 1' in text
-    assert 'exportd_http_requests_total{route="/v1/exports",status="202"} 1' in text
-    assert "# TYPE exportd_jobs_finished_total counter" in text
-    assert 'outcome="lease_lost"' not in text  # its own completion is not a lost lease
+    assert metrics[series("exportd_exports_created_total")] == 1
+    assert metrics[series("exportd_jobs_claimed_total", kind="build")] == 1
+    assert metrics[series("exportd_jobs_finished_total", kind="build", outcome="finished")] == 1
+    assert (
+        metrics[
+            series("exportd_http_requests_total", method="POST", route="/v1/exports", status="202")
+        ]
+        == 1
+    )
+    assert metrics[series("exportd_build_duration_seconds_count", format="csv")] == 1
+    assert metrics[series("exportd_export_rows_sum")] == 10
+    assert metrics[series("exportd_mail_send_duration_seconds_count")] == 1
+    assert metrics[series("exportd_job_queue_wait_seconds_count", kind="build")] == 1
+    # Gauges are present at 0: every kind and state of the (now empty) queue.
+    for kind in ("build", "notify"):
+        for state in ("ready", "delayed", "running"):
+            assert metrics[series("exportd_jobs", kind=kind, state=state)] == 0
+    assert metrics[series("exportd_dependency_up", check="storage")] == 1
+    assert not [key for key in metrics if "lease_lost" in key]  # its own completion is not one
 
 
 HOSTILE_NAMES = [

@@ -10,11 +10,12 @@ import os
 import shlex
 import signal
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -373,3 +374,37 @@ async def test_dev_stopped_while_starting_leaves_nothing_behind(tmp_path: Path) 
         assert await dev.leftovers() == [], dev.output()
     finally:
         await dev.stop_everything()
+
+
+async def test_version_and_help_are_for_users() -> None:
+    shown = await run_exportd("--version", env=base_env())
+    helped = await run_exportd("--help", env=base_env())
+
+    assert shown.returncode == 0 and shown.stdout.strip() == f"exportd {version('exportd')}"
+    assert helped.returncode == 0
+    for command in ("serve", "migrate", "dev", "token"):
+        assert f"    {command} " in helped.stdout
+    assert "EXPORTD_" in helped.stdout
+
+
+async def test_a_minted_token_opens_the_api(make_client: Callable[..., Any]) -> None:
+    env = base_env() | {"EXPORTD_JWT_SECRET": JWT_SECRET, "EXPORTD_JWT_AUDIENCE": AUDIENCE}
+
+    minted = await run_exportd(
+        "token", "--sub", "ops-1", "--tenant", "acme", "--email", "ops@acme.example", env=env
+    )
+
+    assert minted.returncode == 0, minted
+    client = await make_client(role="api")
+    bearer = {"Authorization": f"Bearer {minted.stdout.strip()}"}
+    assert (await client.get("/v1/export-types", headers=bearer)).status == 200
+
+
+async def test_token_without_its_settings_names_them_all() -> None:
+    run = await run_exportd("token", "--sub", "u", "--tenant", "t", env=base_env())
+
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        "exportd: EXPORTD_JWT_SECRET is required to mint tokens",
+        "exportd: EXPORTD_JWT_AUDIENCE is required",
+    ]

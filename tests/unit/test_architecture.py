@@ -13,11 +13,11 @@ import exportd
 
 PACKAGE: Final = Path(exportd.__file__).resolve().parent
 MAX_LINES: Final = 300
-# A statement's opening words as they start a SQL string literal.
+# A statement's opening words as they start a SQL string literal (in capitals, as exportd
+# writes SQL: prose that begins "Create ..." is not a statement).
 SQL: Final = re.compile(
     r"^\s*(--.*\n\s*)*(SELECT|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|WITH\s+\w+\s+AS|"
-    r"CREATE\s|ALTER\s|DROP\s|SET\s+LOCAL|EXPLAIN)\b",
-    re.IGNORECASE,
+    r"CREATE\s|ALTER\s|DROP\s|SET\s+LOCAL|EXPLAIN)\b"  # SQL here is written in capitals
 )
 
 
