@@ -40,6 +40,7 @@ def start_exportd(
         host="127.0.0.1",
         jwt_secret=JWT_SECRET,
         jwt_audience=AUDIENCE,
+        public_url="http://127.0.0.1",
         s3_prefix="bench",
         part_size=part_size,
         parts_in_flight=parts_in_flight,

@@ -3,8 +3,9 @@
 The larger version of tests/process/test_replicas.py, on its own embedded stack (PostgreSQL,
 SeaweedFS S3, an SMTP sink, all on loopback). A client POSTs the exports through nginx
 (Idempotency-Key, retries) while a replica holding jobs is killed every few seconds and
-started again on its port; then it waits for every export to finish and counts, from the
-database, S3, the mail sink and the replica logs, what happened. Prints the counts and writes
+started again on its port; then it waits for every export's story to end (built, mailed,
+its webhooks delivered, its file expired) and counts, from the database, S3, the mail sink,
+the webhook receivers and the replica logs, what happened. Prints the counts and writes
 them to bench/results/replica_chaos-<timestamp>.{json,md}. Bounded in count and time; every
 process it starts is stopped on the way out.
 
@@ -33,10 +34,12 @@ from exportd.db.migrate import migrate
 from exportd.dev.servers import free_port
 from exportd.dev.stack import Stack, running_stack
 from tests.support import chaos as scenario
+from tests.support import chaos_tally as tally
 from tests.support.catalog import CATALOG_PATH, HOOKS
 from tests.support.database import SCHEMA, connect
 from tests.support.loadbalancer import LoadBalancer, nginx_binary
 from tests.support.processes import ROOT, ExportdProcess, fleet_env
+from tests.support.receiver import Receiver
 from tests.support.tokens import AUDIENCE, JWT_SECRET
 
 RESULTS: Final = ROOT / "bench" / "results"
@@ -87,6 +90,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         host="127.0.0.1",
         jwt_secret=JWT_SECRET,
         jwt_audience=AUDIENCE,
+        public_url="http://127.0.0.1",
         s3_prefix=f"chaos-{uuid.uuid4().hex[:8]}",
         max_wait=timedelta(seconds=30),
     )
@@ -99,9 +103,11 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     ]
     conn = await connect(dsn)
     nginx = LoadBalancer([r.port for r in fleet], root / "nginx")
+    receivers = [Receiver() for _ in scenario.TENANTS]
     try:
-        await asyncio.gather(*(r.start() for r in fleet))
+        await asyncio.gather(*(r.start() for r in fleet), *(r.start() for r in receivers))
         nginx.start()
+        await scenario.register_webhooks(nginx.url, receivers)
         chaos = scenario.Chaos(
             fleet,
             partial(scenario.live_leases, conn),
@@ -135,24 +141,24 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         )
         drain_s = await scenario.drained(conn, args.exports, within=args.drain_limit)
         wall_s = time.monotonic() - started
-        finished = scenario.Run(
+        finished = tally.Run(
             args.exports, fleet, traffic, chaos, nginx.failovers(), drain_s, wall_s
         )
-        outcome, report = await scenario.conclude(
-            conn, s3, settings.s3_prefix, sink.messages, finished
+        outcome, report = await tally.conclude(
+            conn, s3, settings.s3_prefix, sink.messages, receivers, finished
         )
         try:
-            scenario.check(outcome, args.exports)
+            tally.check(outcome, args.exports)
             report["verdict"] = "ok"
         except AssertionError as exc:
             report["verdict"] = f"FAILED: {str(exc)[:2000]}"
-        report["orphan_object_keys"] = outcome.orphan_objects
-        report["duplicate_mail_exports"] = outcome.duplicate_mails
         return report
     finally:
         for replica in fleet:
             if replica.running:
                 await replica.kill()
+        for receiver in receivers:
+            await receiver.stop()
         nginx.stop()
         await conn.close()
 
@@ -177,7 +183,6 @@ def write_results(args: argparse.Namespace, report: dict[str, Any]) -> tuple[Pat
         *(
             f"| {k} | {json.dumps(v) if isinstance(v, dict | list) else v} |"
             for k, v in report.items()
-            if k not in ("orphan_object_keys", "duplicate_mail_exports")
         ),
         "",
     ]
@@ -187,11 +192,9 @@ def write_results(args: argparse.Namespace, report: dict[str, Any]) -> tuple[Pat
 
 
 def print_report(report: dict[str, Any]) -> None:
-    shown = ("orphan_object_keys", "duplicate_mail_exports")
     width = max(len(k) for k in report)
     for key, value in report.items():
-        if key not in shown:
-            print(f"  {key:<{width}}  {value}")
+        print(f"  {key:<{width}}  {value}")
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

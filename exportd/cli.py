@@ -17,13 +17,15 @@ import asyncpg
 from exportd.api.auth import issue_token
 from exportd.api.keys import Role
 from exportd.api.serving import listen
-from exportd.config import JWT_ALGORITHMS, SCHEMA_NAME, Settings, dsn_problems, env_name
+from exportd.config import JWT_ALGORITHMS, SCHEMA_NAME, Settings, env_name, min_secret_bytes
 from exportd.db.migrate import migrate
+from exportd.envvars import dsn_problems
 from exportd.errors import ConfigError, StartupError
 from exportd.export.catalog import Catalog
 from exportd.logs import configure_logging
 from exportd.preflight import preflight
 from exportd.server import serve
+from exportd.text import is_address
 
 DESCRIPTION = """\
 exportd builds data exports in the background: a client asks for one over HTTP, gets an id
@@ -43,6 +45,27 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise SystemExit(code)
 
 
+def tcp_port(text: str) -> int:
+    """An argparse type: a port to listen on, 1-65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (1-65535)")
+    return port
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="exportd",
@@ -51,23 +74,23 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--version", action="version", version=f"exportd {version('exportd')}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    defaults = argparse.ArgumentDefaultsHelpFormatter
     serve_cmd = sub.add_parser(
         "serve",
         help="run the HTTP API and the workers",
         description="Serve the API and build exports until SIGTERM or Ctrl-C; every setting "
         "is checked first, then the databases and the catalog's SQL.",
-        formatter_class=defaults,
     )
     serve_cmd.add_argument(
         "--role",
         choices=tuple(ROLES),
         default="all",
         help="api: only the HTTP API; worker: only build and mail (it answers health, "
-        "readiness and metrics); all: both",
+        "readiness and metrics); all: both (the default)",
     )
     serve_cmd.add_argument("--host", help="listen address (default: EXPORTD_HOST, 0.0.0.0)")
-    serve_cmd.add_argument("--port", type=int, help="listen port (default: EXPORTD_PORT, 8080)")
+    serve_cmd.add_argument(
+        "--port", type=tcp_port, help="listen port (default: EXPORTD_PORT, 8080)"
+    )
     sub.add_parser(
         "migrate",
         help="create or update exportd's tables (once per deploy)",
@@ -79,21 +102,31 @@ def parser() -> argparse.ArgumentParser:
         help="everything on embedded servers, with demo data",
         description="Start PostgreSQL, S3 and a mail sink (for whatever EXPORTD_* does not "
         "point elsewhere), load a demo catalog and data, print a token, and serve.",
-        formatter_class=defaults,
     )
-    dev.add_argument("--port", type=int, help="listen port (default: EXPORTD_PORT, or 8080)")
-    dev.add_argument("--data-dir", default=".exportd-dev", help="where the servers keep data")
+    dev.add_argument("--port", type=tcp_port, help="listen port (default: EXPORTD_PORT, 8080)")
+    dev.add_argument(
+        "--data-dir",
+        default=".exportd-dev",
+        help="where the servers keep data (default: .exportd-dev)",
+    )
     token = sub.add_parser(
         "token",
         help="print a bearer token for testing",
         description="Print a token signed with EXPORTD_JWT_SECRET (HS256/384/512) for "
         "EXPORTD_JWT_AUDIENCE: for trying the API; real tokens come from your gateway.",
-        formatter_class=defaults,
     )
     token.add_argument("--sub", required=True, help="the user's id")
     token.add_argument("--tenant", required=True, help="the user's tenant")
-    token.add_argument("--email", help="where the user's exports are mailed")
-    token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    token.add_argument("--email", help="where the user's exports are mailed (none: no mail)")
+    token.add_argument(
+        "--ttl", type=positive, default=3600, help="seconds until it expires (default: 3600)"
+    )
+    token.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        help="an OAuth scope to grant, e.g. exportd:webhooks (repeatable)",
+    )
     return top
 
 
@@ -104,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "migrate":
         run_migrate(os.environ)
     elif args.command == "token":
-        print(mint(os.environ, sub=args.sub, tenant=args.tenant, email=args.email, ttl=args.ttl))
+        print(mint(os.environ, args))
     else:
         run_serve(os.environ, role=args.role, host=args.host, port=args.port)
 
@@ -112,16 +145,19 @@ def main(argv: Sequence[str] | None = None) -> None:
 def load_settings(env: Mapping[str, str]) -> tuple[Settings, Catalog]:
     try:
         settings = Settings.from_env(env)
-        catalog = Catalog.load(settings.catalog_path, settings.hook_modules)
     except ConfigError as exc:
         fail(exc.detail)
+    try:
+        catalog = Catalog.load(settings.catalog_path, settings.hook_modules)
+    except ConfigError as exc:
+        fail(f"EXPORTD_CATALOG: {exc.detail}")
     return settings, catalog
 
 
 def run_serve(env: Mapping[str, str], *, role: str, host: str | None, port: int | None) -> None:
     settings, catalog = load_settings(env)
     configure_logging(settings.log_format, settings.log_level)
-    sock = bind(host or settings.host, port or settings.port)
+    sock = bind(host or settings.host, settings.port if port is None else port)
     problems = asyncio.run(preflight(settings, catalog, builds=role != "api"))
     if problems:
         fail("\n".join(problems), 1)
@@ -144,26 +180,36 @@ def run_migrate(env: Mapping[str, str]) -> None:
     configure_logging("json", "info")
     try:
         applied = asyncio.run(migrate(dsn, schema=schema))
-    except (OSError, asyncpg.PostgresError) as exc:
+    # ValueError and InterfaceError: an option in the URL asyncpg refuses (sslmode=bogus).
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         fail(f"cannot migrate EXPORTD_DATABASE_URL: {exc}", 1)
     names = ", ".join(m.name for m in applied) or "none needed"
     print(f"exportd: applied {len(applied)} migration(s): {names}")
 
 
-def mint(env: Mapping[str, str], *, sub: str, tenant: str, email: str | None, ttl: int) -> str:
+def mint(env: Mapping[str, str], args: argparse.Namespace) -> str:
+    """A token `serve` accepts: the same secret rules, and claims it will not refuse."""
+    problems = []
     try:
         secret, algorithm, audience, issuer = signing_settings(env)
     except ConfigError as exc:
-        fail(exc.detail)
+        problems.append(exc.detail)
+    if not args.sub.strip() or not args.tenant.strip():
+        problems.append("--sub and --tenant must not be empty")
+    if args.email is not None and not is_address(args.email):
+        problems.append(f"--email {args.email!r} is not a plain mail address")
+    if problems:
+        fail("\n".join(problems))
     return issue_token(
         secret,
-        sub=sub,
-        tenant=tenant,
-        email=email,
+        sub=args.sub,
+        tenant=args.tenant,
+        email=args.email,
         audience=audience,
-        ttl_s=ttl,
+        ttl_s=args.ttl,
         algorithm=algorithm,
         issuer=issuer or None,
+        scopes=tuple(args.scope),
     )
 
 
@@ -192,6 +238,9 @@ def signing_settings(env: Mapping[str, str]) -> tuple[str, str, str, str]:
         problems.append("EXPORTD_JWT_ALGORITHM must be HS256, HS384 or HS512 to mint tokens")
     if not secret:
         problems.append("EXPORTD_JWT_SECRET is required to mint tokens")
+    elif algorithm in JWT_ALGORITHMS and len(secret.encode()) < min_secret_bytes(algorithm):
+        needed = min_secret_bytes(algorithm)
+        problems.append(f"EXPORTD_JWT_SECRET must be at least {needed} bytes for {algorithm}")
     if not audience:
         problems.append("EXPORTD_JWT_AUDIENCE is required")
     if problems:

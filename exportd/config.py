@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final, Literal, Self
-from urllib.parse import urlsplit
 
 import jwt
 
+from exportd.envvars import (
+    dsn_problems,
+    mentions,
+    networks,
+    parse,
+    text_of,
+    unknown_variables,
+    url_problems,
+)
 from exportd.errors import ConfigError
-from exportd.text import parse_mailbox
+from exportd.text import is_domain, parse_mailbox
 
 PREFIX = "EXPORTD_"
 MIB = 1024 * 1024
@@ -39,6 +46,10 @@ class Settings:
     catalog_hooks: str = ""
     host: str = "0.0.0.0"
     port: int = 8080
+    # Where people reach this service: the links in mails are built on it.
+    public_url: str
+    # Proxies whose X-Forwarded-For is believed (addresses or CIDRs, comma-separated).
+    trusted_proxies: str = ""
     # Auth: either a shared HS* secret or a PEM public key for RS*/ES*.
     jwt_secret: str = field(default="", repr=False)
     jwt_public_key: str = field(default="", repr=False)
@@ -52,6 +63,8 @@ class Settings:
     s3_access_key_id: str = ""
     s3_secret_access_key: str = field(default="", repr=False)
     s3_prefix: str = "exports"
+    # The S3 address browsers reach, when it is not the one exportd uploads to.
+    s3_public_endpoint_url: str = ""
     part_size: int = 8 * MIB
     parts_in_flight: int = 2
     # SMTP
@@ -62,6 +75,17 @@ class Settings:
     smtp_tls: SmtpTls = "none"
     mail_from: str = "exportd@localhost"
     allow_recipient_override: bool = False
+    # A folder of templates that replace the built-in mails (see notify/templates).
+    mail_templates: str = ""
+    # The domain of the mails' Message-IDs (default: the sender's).
+    message_id_domain: str = ""
+    # Webhooks: endpoints on private networks only when allowed (dev, tests).
+    webhook_allow_private: bool = False
+    webhook_timeout: timedelta = timedelta(seconds=10)
+    # Attempts per event, spaced by backoff from the base up to the cap (about 2.5 h in all).
+    webhook_max_attempts: int = 12
+    webhook_retry_base: timedelta = timedelta(seconds=30)
+    webhook_retry_max: timedelta = timedelta(hours=1)
     # Queue
     workers: int = 4
     lease: timedelta = timedelta(seconds=30)
@@ -82,9 +106,11 @@ class Settings:
     # A request body that has not fully arrived by then is answered 408 (slow clients).
     body_timeout: timedelta = timedelta(seconds=10)
     page_size_max: int = 100
-    # Files
+    # Files: offered for `retention`, then deleted; rows purged after `history`.
     retention: timedelta = timedelta(days=7)
-    link_ttl: timedelta = timedelta(days=1)
+    history: timedelta = timedelta(days=90)
+    # A presigned S3 URL's life: each download (API or mailed link) gets a fresh one.
+    link_ttl: timedelta = timedelta(minutes=5)
     # Logs
     log_format: LogFormat = "json"
     log_level: str = "info"
@@ -95,6 +121,16 @@ class Settings:
         return self.source_database_url or self.database_url
 
     @property
+    def base_url(self) -> str:
+        """The public URL without a trailing slash: exportd's links are built on it."""
+        return self.public_url.rstrip("/")
+
+    @property
+    def message_domain(self) -> str:
+        """The domain of the mails' Message-IDs."""
+        return self.message_id_domain or self.mail_from.rpartition("@")[2].rstrip(">") or "exportd"
+
+    @property
     def hook_modules(self) -> tuple[str, ...]:
         return tuple(m.strip() for m in self.catalog_hooks.split(",") if m.strip())
 
@@ -103,22 +139,30 @@ class Settings:
         """Read EXPORTD_<FIELD> for each field; raise ConfigError listing every problem at
         once, one line each, each naming its variable."""
         values: dict[str, Any] = {}
-        problems: list[str] = []
+        known = {env_name(f.name) for f in fields(cls)}
+        problems = unknown_variables(env, PREFIX, known)
+        reported: set[str] = set()
         for f in fields(cls):
             name = env_name(f.name)
             raw = env.get(name)
-            if raw is None or raw == "":
-                if f.default is MISSING and f.default_factory is MISSING:
-                    problems.append(f"{name} is required")
-                continue
+            required = f.default is MISSING and f.default_factory is MISSING
             try:
-                values[f.name] = _parse(name, str(f.type), raw)
+                if raw is None or raw == "":
+                    if required:
+                        raise ConfigError(f"{name} is required")
+                    continue
+                values[f.name] = parse(name, str(f.type), raw)
             except ConfigError as exc:
                 problems.append(exc.detail)
-        if problems:  # fields that did not parse would only repeat themselves below
-            raise ConfigError("\n".join(problems))
+                reported.add(name)
+                if required:  # a stand-in, so the checks below still run
+                    values[f.name] = _STAND_INS[str(f.type)]
+        # The cross-field checks run too; their lines about a variable already reported
+        # would only repeat it.
         settings = cls(**values)
-        settings.validate()
+        problems += [p for p in settings.problems() if not mentions(p, reported)]
+        if problems:
+            raise ConfigError("\n".join(problems))
         return settings
 
     def validate(self) -> None:
@@ -147,6 +191,25 @@ class Settings:
             (self.max_wait >= timedelta(0), "EXPORTD_MAX_WAIT_S must not be negative"),
             (self.body_timeout > timedelta(0), "EXPORTD_BODY_TIMEOUT_S must be positive"),
             (
+                self.history >= self.retention,
+                "EXPORTD_HISTORY_S must be at least EXPORTD_RETENTION_S",
+            ),
+            (self.link_ttl >= timedelta(seconds=1), "EXPORTD_LINK_TTL_S must be at least 1"),
+            (self.webhook_max_attempts >= 1, "EXPORTD_WEBHOOK_MAX_ATTEMPTS must be at least 1"),
+            (self.webhook_timeout > timedelta(0), "EXPORTD_WEBHOOK_TIMEOUT_S must be positive"),
+            (
+                bool(self.s3_access_key_id) == bool(self.s3_secret_access_key),
+                "EXPORTD_S3_ACCESS_KEY_ID and EXPORTD_S3_SECRET_ACCESS_KEY go together",
+            ),
+            (
+                self.webhook_retry_base <= self.webhook_retry_max,
+                "EXPORTD_WEBHOOK_RETRY_BASE_S must not exceed EXPORTD_WEBHOOK_RETRY_MAX_S",
+            ),
+            (
+                is_domain(self.message_domain),
+                "EXPORTD_MESSAGE_ID_DOMAIN must be a domain name (letters, digits, dots, hyphens)",
+            ),
+            (
                 SCHEMA_NAME.fullmatch(self.database_schema) is not None,
                 "EXPORTD_DATABASE_SCHEMA must be a lower-case SQL name (a-z, 0-9, _)",
             ),
@@ -161,6 +224,18 @@ class Settings:
         ]
         problems = [message for ok, message in checks if not ok]
         problems += dsn_problems("EXPORTD_DATABASE_URL", self.database_url)
+        problems += url_problems("EXPORTD_PUBLIC_URL", self.public_url)
+        for name, url in (
+            ("EXPORTD_S3_ENDPOINT_URL", self.s3_endpoint_url),
+            ("EXPORTD_S3_PUBLIC_ENDPOINT_URL", self.s3_public_endpoint_url),
+        ):
+            problems += url_problems(name, url) if url else []
+        try:
+            networks(self.trusted_proxies)
+        except ValueError as exc:
+            problems.append(f"EXPORTD_TRUSTED_PROXIES must be addresses or CIDRs: {exc}")
+        if self.mail_templates and not Path(self.mail_templates).is_dir():
+            problems.append("EXPORTD_MAIL_TEMPLATES must be a folder")
         if self.source_database_url:
             problems += dsn_problems("EXPORTD_SOURCE_DATABASE_URL", self.source_database_url)
         return problems + self._jwt_problems()
@@ -173,13 +248,15 @@ class Settings:
         if self.jwt_algorithm.startswith("HS"):
             if not self.jwt_secret:
                 return [f"EXPORTD_JWT_SECRET is required for {self.jwt_algorithm}"]
-            needed = int(self.jwt_algorithm[2:]) // 8  # RFC 7518 3.2: as long as the hash
+            needed = min_secret_bytes(self.jwt_algorithm)
             if len(self.jwt_secret.encode()) < needed:
                 return [
                     f"EXPORTD_JWT_SECRET must be at least {needed} bytes for {self.jwt_algorithm}"
                 ]
             return []
         family = "RSA" if self.jwt_algorithm.startswith("RS") else "EC"
+        if "PRIVATE KEY" in self.jwt_public_key:  # it verifies, but must never be here
+            return ["EXPORTD_JWT_PUBLIC_KEY holds a private key: give exportd the public one"]
         try:
             jwt.get_algorithm_by_name(self.jwt_algorithm).prepare_key(self.jwt_public_key)
         except (jwt.InvalidKeyError, ValueError, TypeError):
@@ -189,63 +266,13 @@ class Settings:
         return []
 
 
-def dsn_problems(name: str, dsn: str) -> list[str]:
-    """A database URL asyncpg can use: postgresql://user:pass@host:port/db?options."""
-    try:
-        parts = urlsplit(dsn)
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError as exc:
-        return [f"{name} is not a valid URL: {exc}"]
-    if parts.scheme not in ("postgresql", "postgres"):
-        return [f"{name} must be a postgresql:// URL (not {parts.scheme or 'key=value'}://...)"]
-    return []
+def min_secret_bytes(algorithm: str) -> int:
+    """An HS* secret's least length: as long as the hash (RFC 7518 3.2)."""
+    return int(algorithm[2:]) // 8
 
 
-def _parse_bool(raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
-def _parse_seconds(raw: str) -> timedelta:
-    seconds = float(raw)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError("expected a finite, non-negative number of seconds")
-    try:
-        return timedelta(seconds=seconds)
-    except OverflowError:
-        raise ValueError("too large") from None
-
-
-def _choice(*allowed: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        if raw not in allowed:
-            raise ValueError(f"expected one of {', '.join(allowed)}")
-        return raw
-
-    return parse
-
-
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "str": str,
-    "int": int,
-    "bool": _parse_bool,
-    "timedelta": _parse_seconds,
-    "Path": Path,
-    "SmtpTls": _choice("none", "starttls", "tls"),
-    "LogFormat": _choice("json", "console"),
-}
-
-
-def _parse(name: str, type_name: str, raw: str) -> object:
-    try:
-        return _PARSERS[type_name](raw)
-    except ValueError as exc:
-        reason = re.sub(r"^invalid literal for int\(\).*", "expected an integer", str(exc))
-        raise ConfigError(f"{name}={raw!r} is invalid: {reason}") from None
+# What a required field holds while its own problem is reported (only ever str and Path).
+_STAND_INS: Final[dict[str, Any]] = {"str": "", "Path": Path()}
 
 
 def env_name(field_name: str) -> str:
@@ -263,14 +290,4 @@ def as_env(settings: Settings) -> dict[str, str]:
 
 def env_for(values: Mapping[str, Any]) -> dict[str, str]:
     """The EXPORTD_* variables that set these Settings fields to these values."""
-    out: dict[str, str] = {}
-    for name, value in values.items():
-        if isinstance(value, timedelta):
-            seconds = value.total_seconds()
-            text = str(int(seconds)) if seconds.is_integer() else repr(seconds)
-        elif isinstance(value, bool):
-            text = "true" if value else "false"
-        else:
-            text = str(value)
-        out[env_name(name)] = text
-    return out
+    return {env_name(name): text_of(value) for name, value in values.items()}

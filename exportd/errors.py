@@ -93,6 +93,38 @@ class ExportFinished(ExportdError):
     status, code, title = 409, "export_finished", "Export already finished"
 
 
+class ExportNotFinished(ExportdError):
+    status, code, title = 409, "export_not_finished", "Export has no file yet"
+
+
+class ExportHasNoFile(ExportdError):
+    status, code, title = 409, "export_has_no_file", "Export ended without a file"
+
+
+class ExportExpired(ExportdError):
+    status, code, title = 410, "export_expired", "Export's file has expired"
+
+
+class LinkNotFound(ExportdError):
+    status, code, title = 404, "link_not_found", "No such download link"
+
+
+class LinkRevoked(ExportdError):
+    status, code, title = 410, "link_revoked", "Download link was revoked"
+
+
+class Forbidden(ExportdError):
+    status, code, title = 403, "insufficient_scope", "Token lacks the scope this needs"
+
+
+class WebhookNotFound(ExportdError):
+    status, code, title = 404, "webhook_not_found", "Webhook not found"
+
+
+class TooManyWebhooks(ExportdError):
+    status, code, title = 409, "too_many_webhooks", "Too many webhooks for this tenant"
+
+
 class IdempotencyKeyReused(InvalidRequest):
     code, title = "idempotency_key_reused", "Idempotency-Key was used for a different request"
 
@@ -107,6 +139,17 @@ class ServiceUnavailable(ExportdError):
 
 class NotReady(ExportdError):
     status, code, title = 503, "not_ready", "A dependency is not answering"
+
+
+class DependencyRefused(Exception):
+    """A dependency answered and refused us: wrong credentials, a missing bucket. Retrying
+    soon will not help (and may lock the account); an operator must fix the setting.
+    `reason` is safe to show; `detail` is for the log."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
 
 
 class StartupError(Exception):

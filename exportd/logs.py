@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import structlog
 
@@ -18,6 +18,12 @@ Log: TypeAlias = structlog.typing.FilteringBoundLogger
 
 log = structlog.get_logger(__name__)
 
+# Tracebacks as data, without each frame's local variables: a library's frames hold DSNs with
+# passwords and connection parameters (asyncpg's connect), which must never reach a log.
+TRACEBACKS: Final = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
 
 def configure_logging(fmt: LogFormat, level: str) -> None:
     shared: list[structlog.typing.Processor] = [
@@ -26,9 +32,14 @@ def configure_logging(fmt: LogFormat, level: str) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     tail: list[structlog.typing.Processor] = (
-        [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+        [TRACEBACKS, structlog.processors.JSONRenderer()]
         if fmt == "json"
-        else [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+        else [
+            structlog.dev.ConsoleRenderer(
+                colors=sys.stderr.isatty(),
+                exception_formatter=structlog.dev.plain_traceback,
+            )
+        ]
     )
     structlog.configure(
         processors=[*shared, *tail],

@@ -4,6 +4,7 @@ and histograms updated as things happen, gauges set when /metrics is scraped."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from importlib.metadata import version
 from typing import Final
 
 from prometheus_client import (
@@ -11,9 +12,13 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
+
+from exportd.model import JobKind
 
 # No `_created` twin beside every counter and histogram: it doubles the series for nothing.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -108,6 +113,29 @@ class Metrics:
             "Time to hand a mail to the relay.",
             registry=r,
         )
+        self.mail_resends = Counter(
+            "exportd_mail_resends",
+            "Mails sent again because an earlier send's outcome was unknown (same Message-ID).",
+            registry=r,
+        )
+        self.downloads = Counter(
+            "exportd_downloads",
+            "Downloads granted (a redirect to the file), by route: api or link.",
+            ["route"],
+            registry=r,
+        )
+        self.webhook_attempts = Counter(
+            "exportd_webhook_attempts",
+            "Webhook delivery attempts, by outcome: delivered, failed or refused.",
+            ["outcome"],
+            registry=r,
+        )
+        self.files_expired = Counter(
+            "exportd_files_expired", "Export files deleted at the end of retention.", registry=r
+        )
+        self.exports_purged = Counter(
+            "exportd_exports_purged", "Export rows purged after the history window.", registry=r
+        )
         self.upload_seconds = Histogram(
             "exportd_upload_part_duration_seconds",
             "Time to upload one multipart part to S3.",
@@ -147,6 +175,23 @@ class Metrics:
             registry=r,
         )
 
+        # The process (memory, CPU, open files) and which exportd it is.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        build = Gauge(
+            "exportd_build_info", "Always 1; the version as a label.", ["version"], registry=r
+        )
+        build.labels(version=version("exportd")).set(1)
+        # Every kind's series from the start: an absent series reads as "no data", not 0.
+        for kind in JobKind:
+            for counter in (self.jobs_claimed, self.jobs_reclaimed, self.lease_losses):
+                counter.labels(kind=kind)
+        self.exports_refused.labels(reason="too_many_queued")
+        for route in ("api", "link"):
+            self.downloads.labels(route=route)
+        for outcome in ("delivered", "failed", "refused"):
+            self.webhook_attempts.labels(outcome=outcome)
+
     def set_queue(
         self,
         kinds: Iterable[str],
@@ -163,6 +208,11 @@ class Metrics:
             self.jobs.labels(kind=kind, state=state).set(count)
         for kind, age in oldest:
             self.oldest_ready.labels(kind=kind).set(age)
+
+    def clear_queue(self) -> None:
+        """The queue could not be read: no numbers rather than stale ones."""
+        self.jobs.clear()
+        self.oldest_ready.clear()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

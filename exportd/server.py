@@ -21,25 +21,27 @@ from exportd.api.app import App, create_app
 from exportd.api.keys import Role, Services
 from exportd.api.serving import run
 from exportd.config import Settings
+from exportd.db.followups import Followups
 from exportd.db.health import ping
 from exportd.db.migrate import pending_migrations
 from exportd.db.pool import Pool, create_pool
-from exportd.export.build import BuildJob
 from exportd.export.catalog import Catalog
+from exportd.kinds import NEEDS, SUSPECTS, job_handlers, retry_schedules
 from exportd.metrics import Metrics
-from exportd.model import JobKind
-from exportd.notify.job import NotifyJob
 from exportd.notify.mailer import Mailer
 from exportd.queue.dispatcher import Dispatcher
 from exportd.queue.handler import Handlers
 from exportd.queue.listener import Listener
 from exportd.queue.workers import WorkerPool
 from exportd.readiness import NotReady, Probe, Readiness
-from exportd.storage.s3 import Storage, open_s3
+from exportd.storage.s3 import Storage, open_storage
+from exportd.webhooks.outbound import Sender
 
 log = structlog.get_logger(__name__)
 
 SHUTDOWN_GRACE: Final = timedelta(seconds=25)
+LISTENER_GRACE_S: Final = 1.0
+MAIL_CHECK_EVERY: Final = timedelta(seconds=30)
 
 
 def build_app(settings: Settings, catalog: Catalog, *, role: Role = "all") -> App:
@@ -64,13 +66,6 @@ def serve(settings: Settings, catalog: Catalog, *, role: Role, sock: socket.sock
     )
 
 
-# What each kind of job needs answering before a replica claims it (readiness checks).
-NEEDS: Final[dict[str, tuple[str, ...]]] = {
-    JobKind.BUILD: ("database", "source", "storage"),
-    JobKind.NOTIFY: ("database", "storage", "mail"),
-}
-
-
 @asynccontextmanager
 async def running(
     settings: Settings, catalog: Catalog, *, role: Role, metrics: Metrics
@@ -90,14 +85,7 @@ async def running(
         else None
     )
     try:
-        async with open_s3(settings) as s3:
-            storage = Storage(
-                client=s3,
-                bucket=settings.s3_bucket,
-                part_size=settings.part_size,
-                parts_in_flight=settings.parts_in_flight,
-                metrics=metrics,
-            )
+        async with open_storage(settings, metrics) as storage:
             listener = Listener(
                 dsn=settings.database_url,
                 schema=settings.database_schema,
@@ -107,6 +95,8 @@ async def running(
             readiness = Readiness(
                 probes(pool=pool, listener=listener, source=source, storage=storage, mailer=mailer),
                 every=settings.readiness_interval,
+                # Each check of the relay is a login in its log: twice a minute is plenty.
+                slower={"mail": max(settings.readiness_interval, MAIL_CHECK_EVERY)},
             )
             async with (
                 side_task(listener.run(), "listener"),
@@ -118,6 +108,10 @@ async def running(
                 if source is None:
                     yield services
                     return
+                sender = Sender(
+                    timeout=settings.webhook_timeout,
+                    allow_private=settings.webhook_allow_private,
+                )
                 handlers = job_handlers(
                     settings,
                     catalog,
@@ -125,11 +119,15 @@ async def running(
                     source=source,
                     storage=storage,
                     mailer=mailer,
+                    sender=sender,
                     metrics=metrics,
                 )
-                async with workers_running(
-                    settings, handlers, services=services, readiness=readiness, metrics=metrics
-                ) as dispatcher:
+                async with (
+                    sender,
+                    workers_running(
+                        settings, handlers, services=services, readiness=readiness, metrics=metrics
+                    ) as dispatcher,
+                ):
                     yield replace(services, stop_claiming=dispatcher.stop)
     finally:
         if source is not None:
@@ -149,47 +147,15 @@ def probes(
                 raise NotReady("not migrated (run exportd migrate)")
 
     async def listening() -> None:
-        if not listener.connected.is_set():
-            raise NotReady("reconnecting")
+        try:  # a moment's grace: at start the listener is connecting just as this runs
+            await asyncio.wait_for(listener.connected.wait(), LISTENER_GRACE_S)
+        except TimeoutError:
+            raise NotReady("not connected") from None
 
     checks: dict[str, Probe] = {"database": database, "listener": listening}
     if source is not None:
         checks |= {"source": partial(ping, source), "storage": storage.check, "mail": mailer.check}
     return checks
-
-
-def job_handlers(
-    settings: Settings,
-    catalog: Catalog,
-    *,
-    pool: Pool,
-    source: Pool,
-    storage: Storage,
-    mailer: Mailer,
-    metrics: Metrics,
-) -> Handlers:
-    """Every job kind and what runs it."""
-    return {
-        JobKind.BUILD: BuildJob(
-            pool=pool,
-            source=source,
-            storage=storage,
-            catalog=catalog,
-            s3_prefix=settings.s3_prefix,
-            lease=settings.lease,
-            retention=settings.retention,
-            progress_interval=settings.progress_interval,
-            metrics=metrics,
-        ),
-        JobKind.NOTIFY: NotifyJob(
-            pool=pool,
-            storage=storage,
-            mailer=mailer,
-            s3_prefix=settings.s3_prefix,
-            link_ttl=settings.link_ttl,
-            metrics=metrics,
-        ),
-    }
 
 
 @asynccontextmanager
@@ -212,8 +178,9 @@ async def workers_running(
         metrics=metrics,
         size=settings.workers,
         lease=settings.lease,
-        retry_base=settings.retry_base,
-        retry_max=settings.retry_max,
+        retry=retry_schedules(settings),
+        followups=Followups.from_settings(settings),
+        on_failure=lambda failure: readiness.suspect(SUSPECTS.get(failure.code, "")),
     )
     dispatcher = Dispatcher(
         pool=services.pool,
@@ -222,6 +189,7 @@ async def workers_running(
         owner=owner,
         lease=settings.lease,
         sweep_interval=settings.sweep_interval,
+        history=settings.history,
         tenant_cap=settings.tenant_max_running,
         claimable=lambda: [kind for kind, needs in NEEDS.items() if readiness.ok(needs)],
         metrics=metrics,

@@ -52,3 +52,12 @@ def one_line(value: str, replacement: str = "_") -> str:
     return "".join(
         replacement if is_unsafe(ch) else ch for ch in unicodedata.normalize("NFC", value)
     )
+
+
+# Labels of letters, digits and hyphens, dot-separated: a domain as a Message-ID's right side
+# carries it, with nothing that could end the header's angle brackets.
+_DOMAIN: Final = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
+
+
+def is_domain(value: str) -> bool:
+    return len(value) <= 253 and _DOMAIN.fullmatch(value) is not None

@@ -107,6 +107,7 @@ def mailbox(mail_sink: MailSink) -> Mailbox:
 def settings(dsn: str, s3: EmbeddedS3, mail_sink: MailSink) -> Settings:
     return Settings(
         database_url=dsn,
+        public_url="http://exportd.test",
         catalog_path=CATALOG_PATH,
         catalog_hooks=",".join(HOOKS),
         jwt_secret=JWT_SECRET,

@@ -9,11 +9,12 @@ from typing import TypeAlias
 import structlog
 from aiohttp import web
 
-from exportd.api import catalog_routes, exports, ops
+from exportd.api import catalog_routes, downloads, exports, ops, webhooks
 from exportd.api.auth import Verifier
 from exportd.api.keys import (
     CATALOG,
     METRICS,
+    PROXIES,
     ROLE,
     SERVICES,
     SETTINGS,
@@ -23,6 +24,7 @@ from exportd.api.keys import (
 )
 from exportd.api.middleware import log_context_middleware, problem_middleware
 from exportd.config import Settings
+from exportd.envvars import networks
 from exportd.export.catalog import Catalog
 from exportd.metrics import Metrics
 
@@ -45,6 +47,7 @@ def create_app(
     app[VERIFIER] = Verifier.from_settings(settings)
     app[ROLE] = role
     app[METRICS] = metrics
+    app[PROXIES] = networks(settings.trusted_proxies)
 
     async def services(app: web.Application) -> AsyncIterator[None]:
         async with lifespan() as opened:
@@ -55,6 +58,8 @@ def create_app(
     app.on_shutdown.append(begin_shutdown)
     if role != "worker":  # a worker answers its orchestrator only: health, readiness, metrics
         app.add_routes(exports.routes)
+        app.add_routes(downloads.routes)
+        app.add_routes(webhooks.routes)
         app.add_routes(catalog_routes.routes)
     app.add_routes(ops.routes)
     return app

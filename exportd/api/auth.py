@@ -1,4 +1,5 @@
-"""Bearer JWT verification: signature, expiry and audience; identity is sub, tenant and email."""
+"""Bearer JWT verification: signature, expiry and audience; identity is sub, tenant, email and
+the OAuth scopes the token grants."""
 
 from __future__ import annotations
 
@@ -14,11 +15,26 @@ from exportd.errors import Unauthorized
 REQUIRED_CLAIMS = ("exp", "aud", "sub", "tenant")
 
 
+# Managing the tenant's webhooks: they see every export of the tenant, so not every user may.
+WEBHOOKS_SCOPE = "exportd:webhooks"
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
     sub: str
     tenant: str
     email: str | None
+    scopes: frozenset[str] = frozenset()
+
+
+def _scopes(claims: dict[str, Any]) -> frozenset[str]:
+    """RFC 8693's `scope` (space-separated), or the `scp` list some issuers send instead."""
+    raw = claims.get("scope", claims.get("scp"))
+    if isinstance(raw, str):
+        return frozenset(raw.split())
+    if isinstance(raw, list):
+        return frozenset(s for s in raw if isinstance(s, str))
+    return frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +79,12 @@ class Verifier:
         sub, tenant, email = claims.get("sub"), claims.get("tenant"), claims.get("email")
         if not isinstance(sub, str) or not sub or not isinstance(tenant, str) or not tenant:
             raise Unauthorized("token needs string 'sub' and 'tenant' claims")
-        return Identity(sub=sub, tenant=tenant, email=email if isinstance(email, str) else None)
+        return Identity(
+            sub=sub,
+            tenant=tenant,
+            email=email if isinstance(email, str) else None,
+            scopes=_scopes(claims),
+        )
 
 
 def issue_token(
@@ -76,6 +97,7 @@ def issue_token(
     ttl_s: int,
     algorithm: str = "HS256",
     issuer: str | None = None,
+    scopes: tuple[str, ...] = (),
 ) -> str:
     """A token signed with a shared HS* secret, for the dev stack, tests and `exportd token`
     (production tokens come from the gateway)."""
@@ -91,4 +113,6 @@ def issue_token(
         claims["email"] = email
     if issuer:
         claims["iss"] = issuer
+    if scopes:
+        claims["scope"] = " ".join(scopes)
     return jwt.encode(claims, secret, algorithm=algorithm)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from exportd.api.keys import CATALOG, SETTINGS
-from exportd.api.openapi import spec
+from exportd.api.openapi.document import spec
 from exportd.api.requests import identity
 
 routes = web.RouteTableDef()

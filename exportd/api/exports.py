@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime, timedelta
+import uuid
 from typing import Any, Final
 
 import structlog
@@ -12,19 +12,18 @@ from aiohttp import web
 
 from exportd.api.intake import parse_create
 from exportd.api.keys import CATALOG, METRICS, SERVICES, SETTINGS
-from exportd.api.render import decode_cursor, encode_cursor, etag, export_json, if_none_match
+from exportd.api.render import etag, if_none_match, page_query, page_response
 from exportd.api.requests import (
-    MAX_CURSOR,
     header,
     idempotency_key,
     identity,
     parse_export_id,
-    parse_limit,
     parse_wait,
     query,
     read_json,
 )
 from exportd.db import exports
+from exportd.db.followups import Followups
 from exportd.db.rows import ExportRow
 from exportd.errors import (
     BadRequest,
@@ -34,24 +33,17 @@ from exportd.errors import (
     TooManyQueued,
 )
 from exportd.model import Status
+from exportd.public import export_json
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_PAGE: Final = 20
 QUEUED_RETRY_AFTER_S: Final = 30
 
 routes = web.RouteTableDef()
 
 
-async def render(request: web.Request, export: ExportRow) -> dict[str, Any]:
-    """The export as JSON, with a freshly presigned download link while its file is kept."""
-    url = None
-    if export.status == Status.SUCCEEDED and export.object_key and export.expires_at:
-        remaining = export.expires_at - datetime.now(UTC)
-        if remaining > timedelta(0):
-            ttl = min(request.app[SETTINGS].link_ttl, remaining)
-            url = await request.app[SERVICES].storage.presign_get(export.object_key, ttl)
-    return export_json(export, download_url=url)
+def render(request: web.Request, export: ExportRow) -> dict[str, Any]:
+    return export_json(export, base_url=request.app[SETTINGS].base_url)
 
 
 @routes.post("/v1/exports")
@@ -89,15 +81,17 @@ async def create_export(request: web.Request) -> web.Response:
     headers = {"Location": f"/v1/exports/{export.id}", "ETag": etag(export)}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return web.json_response(await render(request, export), status=202, headers=headers)
+    return web.json_response(render(request, export), status=202, headers=headers)
 
 
 @routes.post("/v1/exports/{export_id}/cancel")
 async def cancel_export(request: web.Request) -> web.Response:
     ident = identity(request)
     export_id = parse_export_id(request)
-    pool = request.app[SERVICES].pool
-    export = await exports.cancel_export(pool, export_id, ident.tenant, ident.sub)
+    pool, settings = request.app[SERVICES].pool, request.app[SETTINGS]
+    export = await exports.cancel_export(
+        pool, export_id, ident.tenant, ident.sub, Followups.from_settings(settings)
+    )
     if export is None:
         export = await exports.get_export(pool, export_id, ident.tenant, ident.sub)
         if export is None:
@@ -106,7 +100,7 @@ async def cancel_export(request: web.Request) -> web.Response:
             raise ExportFinished(f"export is {export.status}; only queued or running ones cancel")
     else:
         log.info("export.canceled", export_id=str(export.id))
-    return web.json_response(await render(request, export), headers={"ETag": etag(export)})
+    return web.json_response(render(request, export), headers={"ETag": etag(export)})
 
 
 @routes.get("/v1/exports/{export_id}", allow_head=False)
@@ -150,36 +144,29 @@ async def get_export(request: web.Request) -> web.Response:
         headers["Preference-Applied"] = f"wait={wait:g}"
     if if_none_match(inm, etag(export)):
         return web.Response(status=304, headers=headers)
-    return web.json_response(await render(request, export), headers=headers)
+    return web.json_response(render(request, export), headers=headers)
 
 
 @routes.get("/v1/exports", allow_head=False)
 async def list_exports(request: web.Request) -> web.Response:
     ident = identity(request)
-    limit = parse_limit(request, default=DEFAULT_PAGE, maximum=request.app[SETTINGS].page_size_max)
+    limit, after = page_query(request, uuid.UUID)
     status = query(request, "status")
     if status is not None and status not in tuple(Status):
         raise BadRequest(f"status must be one of {', '.join(Status)}")
-    cursor = query(request, "cursor", max_length=MAX_CURSOR)
     rows = await exports.list_exports(
         request.app[SERVICES].pool,
         ident.tenant,
         ident.sub,
-        after=None if cursor is None else decode_cursor(cursor),
+        after=after,
         status=status,
         limit=limit + 1,
     )
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = encode_cursor(page[-1]) if more else None
-    headers = {}
-    if next_cursor:
-        next_query = {
-            "cursor": next_cursor,
-            "limit": str(limit),
-            **({"status": status} if status else {}),
-        }
-        headers["Link"] = f'<{request.rel_url.with_query(next_query)}>; rel="next"'
-    return web.json_response(
-        {"items": [await render(request, e) for e in page], "next_cursor": next_cursor},
-        headers=headers,
+    return page_response(
+        request,
+        rows,
+        limit,
+        position=lambda r: (r.created_at, r.id),
+        item=lambda r: render(request, r),
+        keep={"status": status} if status else None,
     )

@@ -11,6 +11,7 @@ from aiohttp import web
 from exportd.api.auth import Verifier
 from exportd.config import Settings
 from exportd.db.pool import Pool
+from exportd.envvars import Networks
 from exportd.export.catalog import Catalog
 from exportd.metrics import Metrics
 from exportd.queue.listener import Listener
@@ -42,3 +43,5 @@ VERIFIER = web.AppKey("verifier", Verifier)
 ROLE = web.AppKey("role", str)
 METRICS = web.AppKey("metrics", Metrics)
 SERVICES = web.AppKey("services", Services)
+# The proxies whose X-Forwarded-For is believed (EXPORTD_TRUSTED_PROXIES, parsed once).
+PROXIES: web.AppKey[Networks] = web.AppKey("proxies")

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Final
+
+import structlog
 from aiohttp import web
 
 from exportd.api.keys import METRICS, ROLE, SERVICES
 from exportd.db.health import oldest_ready, queue_depth
+from exportd.db.pool import is_unavailable
 from exportd.errors import NotReady
 from exportd.metrics import CONTENT_TYPE
 from exportd.model import JobKind
+
+log = structlog.get_logger(__name__)
+
+# A scrape waits this long for the queue's numbers, then answers without them.
+QUEUE_READ_S: Final = 2.0
 
 routes = web.RouteTableDef()
 
@@ -16,11 +26,19 @@ routes = web.RouteTableDef()
 @routes.get("/metrics", allow_head=False)
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text: the process's counters, and gauges read now (the queue from the
-    database, waiters, the pool, each dependency's last check)."""
+    database, waiters, the pool, each dependency's last check). With the database away the
+    queue's gauges are left out, not the whole answer: an outage is when metrics matter."""
     services, metrics = request.app[SERVICES], request.app[METRICS]
-    async with services.pool.acquire() as conn:
-        depth, oldest = await queue_depth(conn), await oldest_ready(conn)
-    metrics.set_queue(list(JobKind), depth, oldest)
+    try:
+        async with asyncio.timeout(QUEUE_READ_S), services.pool.acquire() as conn:
+            depth, oldest = await queue_depth(conn), await oldest_ready(conn)
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        log.warning("metrics.queue_unread", error=f"{type(exc).__name__}: {exc}")
+        metrics.clear_queue()
+    else:
+        metrics.set_queue(list(JobKind), depth, oldest)
     metrics.waiters.set(services.listener.waiting)
     size, idle = services.pool.get_size(), services.pool.get_idle_size()
     metrics.pool_connections.labels(state="in_use").set(size - idle)

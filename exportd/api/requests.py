@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import json
 import math
 import re
@@ -18,6 +19,7 @@ from aiohttp import web
 from exportd.api.auth import Identity
 from exportd.api.keys import SETTINGS, VERIFIER
 from exportd.db.exports import IdempotencyKey
+from exportd.envvars import Networks
 from exportd.errors import (
     BadRequest,
     ClientDisconnected,
@@ -175,3 +177,35 @@ def parse_export_id(request: web.Request) -> uuid.UUID:
         return uuid.UUID(request.match_info["export_id"])
     except ValueError:
         raise ExportNotFound() from None
+
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _address(text: str | None) -> Address | None:
+    try:
+        address = ipaddress.ip_address((text or "").strip())
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)  # a dual-stack socket's IPv4 peer
+    return mapped or address
+
+
+def client_address(request: web.Request, trusted: Networks) -> Address | None:
+    """Who sent the request: the peer, unless the peer is a trusted proxy; then the right-most
+    X-Forwarded-For address that is not one (what the outermost trusted proxy saw). Addresses
+    left of an untrusted one are the client's own claims, and never believed."""
+    address = _address(request.remote)
+    if address is None or not any(address in net for net in trusted):
+        return address
+    hops = [
+        hop for value in request.headers.getall("X-Forwarded-For", []) for hop in value.split(",")
+    ]
+    for hop in reversed(hops):
+        forwarded = _address(hop)
+        if forwarded is None:  # garbage: the proxy that passed it on is all we know
+            return address
+        address = forwarded
+        if not any(address in net for net in trusted):
+            return address
+    return address

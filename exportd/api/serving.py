@@ -96,7 +96,8 @@ async def start(app: web.Application, sock: socket.socket, **runner: Any) -> web
     await server.setup()
     await web.SockSite(server, sock).start()
     host, port = sock.getsockname()[:2]
-    log.info("server.listening", address=f"http://{host}:{port}")
+    shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL is bracketed
+    log.info("server.listening", address=f"http://{shown}:{port}")
     return server
 
 

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
+from exportd.db.followups import Followups, export_finished
 from exportd.db.jobs import INSERT_JOB
 from exportd.db.pool import Executor, Pool
 from exportd.db.rows import ExportRow, NewExport
-from exportd.model import JobKind
+from exportd.model import Event, JobKind
 
 INSERT_EXPORT: Final = """
 INSERT INTO exports (id, tenant, owner_sub, recipient, export_name, params, format, compression,
@@ -152,13 +153,16 @@ RETURNING *"""
 
 
 async def cancel_export(
-    pool: Pool, export_id: uuid.UUID, tenant: str, sub: str
+    pool: Pool, export_id: uuid.UUID, tenant: str, sub: str, followups: Followups
 ) -> ExportRow | None:
     """Cancel a queued or running export; None when it is not (or no longer) cancelable."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(CANCEL_BUILD_JOB, export_id, tenant, sub)
         record = await conn.fetchrow(CANCEL_EXPORT, export_id, tenant, sub)
-    return ExportRow.from_record(record) if record else None
+        if record is None:
+            return None
+        await export_finished(conn, export_id, Event.CANCELED, followups)
+    return ExportRow.from_record(record)
 
 
 # Keyset page, newest first; $3/$4 is the last row of the previous page.

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Final
 
-from exportd.db.pool import Executor
+import asyncpg
 
-# Queue depth by kind and state, for /metrics (the table is small: finished jobs are deleted).
+from exportd.db.pool import Executor
+from exportd.errors import DependencyRefused
+
+# Queue depth by kind and state, for /metrics (finished jobs are deleted: the table holds
+# what waits, mostly expiries due within the retention window).
 QUEUE_DEPTH: Final = """
 SELECT kind,
        CASE WHEN lease_token IS NOT NULL AND ready_at > now() THEN 'running'
@@ -32,6 +36,17 @@ async def oldest_ready(conn: Executor) -> list[tuple[str, float]]:
 
 PING: Final = "SELECT 1"
 
+# The server refused us: a wrong password or role, no such database.
+_REFUSALS: Final = (
+    asyncpg.InvalidPasswordError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidCatalogNameError,
+)
+
 
 async def ping(conn: Executor) -> None:
-    await conn.fetchval(PING)
+    """Raise unless the database answers; DependencyRefused when it refuses our login."""
+    try:
+        await conn.fetchval(PING)
+    except _REFUSALS as exc:
+        raise DependencyRefused("refused our credentials", str(exc)) from exc

@@ -6,9 +6,10 @@ import uuid
 from datetime import timedelta
 from typing import Final
 
+from exportd.db.followups import Followups, export_finished
 from exportd.db.pool import Executor, Pool
 from exportd.db.rows import BuildResult, JobRow
-from exportd.model import JobKind
+from exportd.model import Event, JobKind
 
 # A job goes in with the row it works on; its INSERT trigger NOTIFYs on commit.
 INSERT_JOB: Final = """
@@ -105,6 +106,12 @@ async def export_canceled(conn: Executor, export_id: uuid.UUID) -> bool:
 # Fenced delete: the claim that holds the token, and only it, finishes the job.
 DELETE_JOB: Final = "DELETE FROM jobs WHERE id = $1 AND lease_token = $2 RETURNING export_id"
 
+
+async def finish_job(conn: Executor, job: JobRow) -> bool:
+    """Delete a job that had nothing (more) to do; False when the lease was lost."""
+    return await conn.fetchval(DELETE_JOB, job.id, job.lease_token) is not None
+
+
 RECORD_RESULT: Final = """
 UPDATE exports SET status = 'succeeded', object_key = $2, result_size = $3, result_rows = $4,
                    result_sha256 = $5, content_type = $6, as_of = $7,
@@ -116,9 +123,9 @@ WHERE id = $1"""
 
 
 async def complete_build(
-    pool: Pool, job: JobRow, result: BuildResult, *, retention: timedelta
+    pool: Pool, job: JobRow, result: BuildResult, *, retention: timedelta, followups: Followups
 ) -> bool:
-    """Record the result, delete the build job and enqueue notify, all or nothing."""
+    """Record the result, delete the build job and queue what follows, all or nothing."""
     async with pool.acquire() as conn, conn.transaction():
         if await conn.fetchval(DELETE_JOB, job.id, job.lease_token) is None:
             return False
@@ -133,47 +140,68 @@ async def complete_build(
             result.as_of,
             retention,
         )
-        await conn.execute(INSERT_JOB, JobKind.NOTIFY, job.export_id, job.tenant, job.max_attempts)
+        await export_finished(conn, job.export_id, Event.SUCCEEDED, followups)
     return True
 
 
-# Back off: the job becomes claimable at $3; its export shows the error ($4 code, $5 the
-# owner's message, $6 the id the details are logged under) meanwhile.
+# Back off: the job becomes claimable at $3. A build's export, or a succeeded one's mail,
+# shows the error ($4 code, $5 the owner's message, $6 the id the details are logged under)
+# meanwhile; a failed export keeps showing why it failed.
 RETRY_JOB: Final = """
 WITH retried AS (
     UPDATE jobs SET lease_owner = NULL, lease_token = NULL, last_error_code = $4,
                     ready_at = now() + $3::interval
     WHERE id = $1 AND lease_token = $2
     RETURNING export_id, kind
+),
+shown AS (
+    UPDATE exports SET status = CASE WHEN retried.kind = 'build' THEN 'queued'
+                                     ELSE exports.status END,
+                       error_code = $4, error_message = $5, error_id = $6,
+                       version = exports.version + 1
+    FROM retried WHERE exports.id = retried.export_id
+      AND (retried.kind = 'build' OR (retried.kind = 'notify' AND exports.status = 'succeeded'))
 )
-UPDATE exports SET status = CASE WHEN retried.kind = 'build' THEN 'queued' ELSE exports.status END,
-                   error_code = $4, error_message = $5, error_id = $6,
-                   version = exports.version + 1
-FROM retried WHERE exports.id = retried.export_id
-RETURNING exports.id"""
+SELECT count(*) FROM retried"""
 
 
 async def retry_job(
     conn: Executor, job: JobRow, delay: timedelta, code: str, message: str, error_id: str
 ) -> bool:
-    answer = await conn.fetchval(RETRY_JOB, job.id, job.lease_token, delay, code, message, error_id)
-    return answer is not None
+    retried = await conn.fetchval(
+        RETRY_JOB, job.id, job.lease_token, delay, code, message, error_id
+    )
+    return bool(retried)
 
 
-FAIL_EXPORT: Final = """
-UPDATE exports SET status = CASE WHEN $2 = 'build' THEN 'failed' ELSE status END,
-                   error_code = $3, error_message = $4, error_id = $5,
-                   finished_at = CASE WHEN $2 = 'build' THEN now() ELSE finished_at END,
-                   version = version + 1
+FAIL_BUILD: Final = """
+UPDATE exports SET status = 'failed', error_code = $2, error_message = $3, error_id = $4,
+                   finished_at = now(), version = version + 1
 WHERE id = $1"""
 
+# The mail failed: a succeeded export stands, and shows why no mail came.
+FAIL_NOTIFY: Final = """
+UPDATE exports SET error_code = $2, error_message = $3, error_id = $4, version = version + 1
+WHERE id = $1 AND status = 'succeeded'"""
 
-async def fail_job(pool: Pool, job: JobRow, code: str, message: str, error_id: str) -> bool:
-    """Give up on the job: delete it and record the error on its export."""
+FAIL_DELIVERY: Final = "UPDATE webhook_deliveries SET state = 'failed' WHERE id = $1"
+
+
+async def fail_job(
+    pool: Pool, job: JobRow, code: str, message: str, error_id: str, followups: Followups
+) -> bool:
+    """Give up on the job: delete it and record the failure where its owner looks (a build's
+    export fails, and what follows a failure is queued)."""
     async with pool.acquire() as conn, conn.transaction():
         if await conn.fetchval(DELETE_JOB, job.id, job.lease_token) is None:
             return False
-        await conn.execute(FAIL_EXPORT, job.export_id, job.kind, code, message, error_id)
+        if job.kind == JobKind.BUILD:
+            await conn.execute(FAIL_BUILD, job.export_id, code, message, error_id)
+            await export_finished(conn, job.export_id, Event.FAILED, followups)
+        elif job.kind == JobKind.NOTIFY:
+            await conn.execute(FAIL_NOTIFY, job.export_id, code, message, error_id)
+        elif job.kind == JobKind.WEBHOOK:
+            await conn.execute(FAIL_DELIVERY, job.delivery_id)
     return True
 
 

@@ -1,46 +1,61 @@
-"""The mail's bookkeeping: at most one send per export, fenced by the notify job's lease."""
+"""The mail's bookkeeping: each send recorded before it starts and its outcome right after,
+fenced by the notify job's lease."""
 
 from __future__ import annotations
 
 from typing import Final
 
-from exportd.db.jobs import DELETE_JOB
-from exportd.db.pool import Executor, Pool
+from exportd.db.downloads import drop_link, store_link
+from exportd.db.pool import Conn, Executor
 from exportd.db.rows import JobRow
 
-# Fenced claim of the one send: zero rows when the lease is lost or a send was begun before.
+# Fenced, before the send: zero rows when the lease is lost or the mail went out already.
 BEGIN_MAIL: Final = """
 UPDATE exports SET mail_attempted_at = now()
 FROM jobs
 WHERE jobs.id = $1 AND jobs.lease_token = $2 AND exports.id = jobs.export_id
-  AND exports.mail_attempted_at IS NULL AND exports.notified_at IS NULL
+  AND exports.notified_at IS NULL
 RETURNING exports.id"""
 
 
-async def begin_mail(conn: Executor, job: JobRow) -> bool:
-    return await conn.fetchval(BEGIN_MAIL, job.id, job.lease_token) is not None
+async def begin_mail(conn: Conn, job: JobRow, *, link_token: str | None) -> bool:
+    """Record that a send begins and store the download link the mail carries, if any: both
+    or neither. False when the lease is gone or the mail was recorded as sent meanwhile."""
+    async with conn.transaction():
+        export_id = await conn.fetchval(BEGIN_MAIL, job.id, job.lease_token)
+        if export_id is None:
+            return False
+        if link_token is not None:
+            await store_link(conn, export_id, link_token)
+    return True
 
 
-# The SMTP server refused the mail (nothing was delivered): a later attempt may send it.
+# The SMTP server refused the mail (nothing was delivered): a later attempt is a first send.
 MAIL_REFUSED: Final = """
 UPDATE exports SET mail_attempted_at = NULL
 FROM jobs
 WHERE jobs.id = $1 AND jobs.lease_token = $2 AND exports.id = jobs.export_id"""
 
 
-async def mail_refused(conn: Executor, job: JobRow) -> None:
-    await conn.execute(MAIL_REFUSED, job.id, job.lease_token)
+async def mail_refused(conn: Conn, job: JobRow, *, link_token: str | None) -> None:
+    """Undo what the attempt recorded: the send, and the link nobody received."""
+    async with conn.transaction():
+        await conn.execute(MAIL_REFUSED, job.id, job.lease_token)
+        if link_token is not None:
+            await drop_link(conn, link_token)
 
 
-MARK_NOTIFIED: Final = """
-UPDATE exports SET notified_at = now(), version = version + 1
-WHERE id = $1 AND notified_at IS NULL"""
+# One statement on a connection held through the send: the server's 250 is on record one
+# round trip later, the shortest window in which a dying replica leaves the outcome unknown.
+COMPLETE_NOTIFY: Final = """
+WITH done AS (DELETE FROM jobs WHERE id = $1 AND lease_token = $2 RETURNING export_id),
+marked AS (
+    UPDATE exports SET notified_at = now(), version = exports.version + 1
+    FROM done WHERE exports.id = done.export_id AND exports.notified_at IS NULL
+)
+SELECT count(*) FROM done"""
 
 
-async def complete_notify(pool: Pool, job: JobRow) -> bool:
-    """Record the mail as sent and delete the notify job, fenced by its lease."""
-    async with pool.acquire() as conn, conn.transaction():
-        if await conn.fetchval(DELETE_JOB, job.id, job.lease_token) is None:
-            return False
-        await conn.execute(MARK_NOTIFIED, job.export_id)
-    return True
+async def complete_notify(conn: Executor, job: JobRow) -> bool:
+    """Record the mail as sent and delete the notify job; False when the lease was lost."""
+    return bool(await conn.fetchval(COMPLETE_NOTIFY, job.id, job.lease_token))

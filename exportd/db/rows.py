@@ -43,6 +43,8 @@ class ExportRow:
     notified_at: datetime | None
     mail_attempted_at: datetime | None
     expires_at: datetime | None
+    download_count: int
+    last_download_at: datetime | None
     version: int
 
     @classmethod
@@ -77,6 +79,8 @@ class ExportRow:
             notified_at=r["notified_at"],
             mail_attempted_at=r["mail_attempted_at"],
             expires_at=r["expires_at"],
+            download_count=r["download_count"],
+            last_download_at=r["last_download_at"],
             version=r["version"],
         )
 
@@ -95,6 +99,8 @@ class JobRow:
     max_attempts: int
     lease_token: uuid.UUID
     created_at: datetime
+    # A webhook job's delivery (one event for one endpoint); None for other kinds.
+    delivery_id: uuid.UUID | None
     # The owner of the lease this claim took over (it expired: a replica died or stalled).
     previous_owner: str | None
 
@@ -109,6 +115,7 @@ class JobRow:
             max_attempts=r["max_attempts"],
             lease_token=r["lease_token"],
             created_at=r["created_at"],
+            delivery_id=r["delivery_id"],
             previous_owner=r["previous_owner"],
         )
 
@@ -135,3 +142,77 @@ class BuildResult:
     sha256: str
     content_type: str
     as_of: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DownloadRow:
+    id: int
+    at: datetime
+    route: str
+    client_ip: str | None
+    user_agent: str | None
+
+    @classmethod
+    def from_record(cls, r: asyncpg.Record) -> Self:
+        ip = r["client_ip"]
+        return cls(
+            id=r["id"],
+            at=r["at"],
+            route=r["route"],
+            client_ip=None if ip is None else str(ip),
+            user_agent=r["user_agent"],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookRow:
+    id: uuid.UUID
+    tenant: str
+    created_by: str
+    url: str
+    events: tuple[str, ...]
+    secret: str = field(repr=False)
+    created_at: datetime
+
+    @classmethod
+    def from_record(cls, r: asyncpg.Record) -> Self:
+        return cls(
+            id=r["id"],
+            tenant=r["tenant"],
+            created_by=r["created_by"],
+            url=r["url"],
+            events=tuple(r["events"]),
+            secret=r["secret"],
+            created_at=r["created_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryRow:
+    id: uuid.UUID
+    webhook_id: uuid.UUID
+    export_id: uuid.UUID
+    event: str
+    state: str
+    created_at: datetime
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    last_at: datetime | None
+    delivered_at: datetime | None
+
+    @classmethod
+    def from_record(cls, r: asyncpg.Record) -> Self:
+        return cls(
+            id=r["id"],
+            webhook_id=r["webhook_id"],
+            export_id=r["export_id"],
+            event=r["event"],
+            state=r["state"],
+            created_at=r["created_at"],
+            attempts=r["attempts"],
+            last_status=r["last_status"],
+            last_error=r["last_error"],
+            last_at=r["last_at"],
+            delivered_at=r["delivered_at"],
+        )

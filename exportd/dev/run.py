@@ -14,10 +14,11 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Final
 
-from exportd.api.auth import issue_token
+from exportd.api.auth import WEBHOOKS_SCOPE, issue_token
 from exportd.api.serving import listen
 from exportd.config import Settings, as_env, env_for
 from exportd.dev.demo import CATALOG_PATH, TENANTS, load_demo
+from exportd.dev.inbox import WebhookInbox, register
 from exportd.dev.stack import running_stack
 from exportd.errors import StartupError
 from exportd.export.catalog import Catalog
@@ -65,10 +66,13 @@ def run_dev(env: Mapping[str, str], *, port: int | None, data_dir: str) -> None:
             "EXPORTD_CATALOG": str(CATALOG_PATH),
             "EXPORTD_JWT_SECRET": _secret(root),
             "EXPORTD_JWT_AUDIENCE": AUDIENCE,
+            "EXPORTD_PUBLIC_URL": f"http://{host}:{port}",
             "EXPORTD_HOST": host,
             "EXPORTD_PORT": str(port),
             "EXPORTD_LOG_FORMAT": "console",
             "EXPORTD_MAIL_FROM": "exportd@localhost",
+            # The dev inbox listens on loopback.
+            "EXPORTD_WEBHOOK_ALLOW_PRIVATE": "true",
         }
         _serve_stack(root, config, given, sock)
 
@@ -78,21 +82,30 @@ def _serve_stack(
 ) -> None:
     mail_dir = root / "mail"
     print("exportd dev: starting embedded servers ...", flush=True)
-    with running_stack(
-        root,
-        bucket=BUCKET,
-        postgres="EXPORTD_DATABASE_URL" not in given,
-        s3="EXPORTD_S3_BUCKET" not in given,
-        mail="EXPORTD_SMTP_HOST" not in given,
-        mail_dir=mail_dir,
-    ) as stack:
+    with (
+        running_stack(
+            root,
+            bucket=BUCKET,
+            postgres="EXPORTD_DATABASE_URL" not in given,
+            s3="EXPORTD_S3_BUCKET" not in given,
+            mail="EXPORTD_SMTP_HOST" not in given,
+            mail_dir=mail_dir,
+        ) as stack,
+        WebhookInbox(root / "webhooks") as inbox,
+    ):
         config |= env_for(stack.settings())
         settings = Settings.from_env(config | given)
         catalog = Catalog.load(settings.catalog_path, settings.hook_modules)
-        asyncio.run(load_demo(settings.database_url, schema=settings.database_schema))
-        _announce(root, settings, mail_dir)
+        asyncio.run(_prepare(settings, inbox))
+        _announce(root, settings, mail_dir, inbox)
         serve(settings, catalog, role="all", sock=sock)
         print("exportd dev: stopping embedded servers ...", flush=True)
+
+
+async def _prepare(settings: Settings, inbox: WebhookInbox) -> None:
+    """The demo data, and each demo tenant's events pointed at the inbox."""
+    await load_demo(settings.database_url, schema=settings.database_schema)
+    await register(inbox, settings.database_url, settings.database_schema, TENANTS)
 
 
 def _port(raw: str) -> int:
@@ -135,8 +148,9 @@ def _listening(host: str, port: int) -> Iterator[socket.socket]:
         yield sock
 
 
-def _announce(root: Path, settings: Settings, mail_dir: Path) -> None:
+def _announce(root: Path, settings: Settings, mail_dir: Path, inbox: WebhookInbox) -> None:
     secret = settings.jwt_secret
+    # Dev tokens may manage webhooks too: the dev user is the whole tenant.
     tokens = {
         t: issue_token(
             secret,
@@ -145,6 +159,7 @@ def _announce(root: Path, settings: Settings, mail_dir: Path) -> None:
             email=f"dev@{t}.example",
             audience=settings.jwt_audience,
             ttl_s=TOKEN_TTL_S,
+            scopes=(WEBHOOKS_SCOPE,),
         )
         for t in TENANTS
     }
@@ -154,6 +169,7 @@ def _announce(root: Path, settings: Settings, mail_dir: Path) -> None:
         "token": tokens[TENANTS[0]],
         "tokens": tokens,
         "mail_dir": str(mail_dir),
+        "webhook_dir": str(inbox.folder),
         "s3_endpoint": settings.s3_endpoint_url,
         "database_url": settings.database_url,
     }
@@ -171,6 +187,7 @@ exportd dev is up.
 
   API        {api_url}
   mail       {mail_dir} (each message as an .eml file)
+  webhooks   {inbox.folder} (each tenant's events, verified; also printed here)
   S3         {settings.s3_endpoint_url} bucket {settings.s3_bucket}
   facts      {root / "dev.json"}   replica settings: {root / "dev.env"}
 

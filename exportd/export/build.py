@@ -13,9 +13,10 @@ from typing import Final
 import asyncpg
 
 from exportd.db import exports, jobs
+from exportd.db.followups import Followups
 from exportd.db.pool import Pool, is_unavailable
 from exportd.db.rows import BuildResult, ExportRow, JobRow
-from exportd.errors import ExportdError, JobFailure, LeaseLost, new_error_id
+from exportd.errors import ExportdError, JobFailure, LeaseLost
 from exportd.export.arrow import UnsupportedValue
 from exportd.export.catalog import Catalog
 from exportd.export.formats import content_type
@@ -65,7 +66,7 @@ def source_errors() -> Iterator[None]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BuildJob:
-    """Makes the file: stream the export into S3, then record it and enqueue its mail."""
+    """Makes the file: stream the export into S3, then record it and queue what follows."""
 
     pool: Pool
     source: Pool
@@ -74,6 +75,7 @@ class BuildJob:
     s3_prefix: str
     lease: timedelta
     retention: timedelta
+    followups: Followups
     progress_interval: timedelta
     metrics: Metrics
 
@@ -82,8 +84,7 @@ class BuildJob:
         export = await exports.get_export_by_id(self.pool, job.export_id)
         if export is None or export.terminal:
             # Nothing left to build (the export ended some other way): drop the job, fenced.
-            closed = "The export had already finished."
-            if not await jobs.fail_job(self.pool, job, "export_closed", closed, new_error_id()):
+            if not await jobs.finish_job(self.pool, job):
                 raise LeaseLost
             return
         request = self._request(export)
@@ -116,7 +117,10 @@ class BuildJob:
             content_type=media_type,
             as_of=snapshot.as_of,
         )
-        if not await jobs.complete_build(self.pool, job, result, retention=self.retention):
+        completed = await jobs.complete_build(
+            self.pool, job, result, retention=self.retention, followups=self.followups
+        )
+        if not completed:
             await self.storage.delete(key)
             raise LeaseLost
         self.metrics.build_seconds.labels(format=export.format).observe(time.monotonic() - started)

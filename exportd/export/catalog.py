@@ -28,6 +28,11 @@ class Catalog:
         except KeyError:
             raise UnknownExport(f"no export named {name!r}", export=name) from None
 
+    def title_of(self, name: str) -> str:
+        """An export's human title; its name once the catalog no longer lists it."""
+        found = self.exports.get(name)
+        return found.title if found is not None else name
+
     @classmethod
     def load(cls, path: Path, hooks: Sequence[str] = ()) -> Self:
         """The TOML catalog at `path`, plus the exports that each hook module registers."""

@@ -7,7 +7,7 @@ from email.message import Message
 import aiosmtplib
 
 from exportd.config import Settings
-from exportd.errors import JobFailure
+from exportd.errors import DependencyRefused, JobFailure
 
 
 class MailNotSent(JobFailure):
@@ -47,7 +47,7 @@ class Mailer:
         return self._settings.mail_from
 
     async def check(self) -> None:
-        """Raise unless the relay answers (and takes our login, when there is one)."""
+        """Raise unless the relay answers; DependencyRefused when it refuses our login."""
         s = self._settings
         smtp = aiosmtplib.SMTP(
             hostname=s.smtp_host,
@@ -58,7 +58,10 @@ class Mailer:
         )
         async with smtp:
             if s.smtp_username:
-                await smtp.login(s.smtp_username, s.smtp_password)
+                try:
+                    await smtp.login(s.smtp_username, s.smtp_password)
+                except aiosmtplib.SMTPAuthenticationError as exc:
+                    raise DependencyRefused("refused our credentials", str(exc)) from exc
 
     async def send(self, message: Message) -> None:
         """Hand the message to the relay; raise MailNotSent if it did not take it."""

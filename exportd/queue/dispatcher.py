@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -10,7 +11,7 @@ from typing import Final
 
 import structlog
 
-from exportd.db import exports, jobs
+from exportd.db import exports, jobs, retention
 from exportd.db.pool import Pool, is_unavailable
 from exportd.metrics import Metrics
 from exportd.queue.backoff import backoff
@@ -35,6 +36,7 @@ class Dispatcher:
         owner: str,
         lease: timedelta,
         sweep_interval: timedelta,
+        history: timedelta,
         tenant_cap: int,
         claimable: Callable[[], list[str]],
         metrics: Metrics,
@@ -48,6 +50,8 @@ class Dispatcher:
         self._owner = owner
         self._lease = lease
         self._sweep_s = sweep_interval.total_seconds()
+        self._history = history
+        self._chores_due = 0.0
         self._wake = asyncio.Event()
         self._stopped = False
         listener.on_jobs(self.wake)
@@ -85,20 +89,28 @@ class Dispatcher:
                 log.debug("dispatcher.claimed", count=claimed)
                 if self._workers.free > 0:
                     continue  # a batch trimmed by a tenant cap: other tenants may be waiting
+            # On a clock, not only when quiet: a busy queue must not starve them.
+            if asyncio.get_running_loop().time() >= self._chores_due:
+                await self._housekeeping()
             # A finished job wakes us (on_free), so a full pool simply waits; jitter spreads
             # replicas' sweeps so they do not all scan at once.
             timeout = self._sweep_s * random.uniform(0.5, 1.0)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                await self._housekeeping()
 
     async def _housekeeping(self) -> None:
-        """Quiet-time chores of the sweep: drop expired idempotency keys."""
+        """The sweep's chores, a batch each: drop expired idempotency keys, and purge exports
+        finished longer ago than the history window."""
+        self._chores_due = asyncio.get_running_loop().time() + self._sweep_s
         try:
             await exports.purge_idempotency_keys(self._pool)
+            purged = await retention.purge_history(self._pool, self._history)
         except Exception as exc:
             log.warning("dispatcher.housekeeping_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        if purged:
+            self._metrics.exports_purged.inc(purged)
+            log.info("history.purged", exports=purged)
 
     async def claim(self) -> int:
         free = self._workers.free

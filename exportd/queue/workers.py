@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 import structlog
 
 from exportd.db import jobs
+from exportd.db.followups import Followups
 from exportd.db.pool import Pool
 from exportd.db.rows import JobRow
 from exportd.errors import JobFailure, LeaseLost, new_error_id
 from exportd.logs import Log
 from exportd.metrics import Metrics
-from exportd.queue.backoff import backoff
+from exportd.model import JobKind
+from exportd.queue.backoff import Retry
 from exportd.queue.failures import classify
 from exportd.queue.handler import Handlers
 from exportd.queue.listener import Listener
@@ -42,8 +44,9 @@ class WorkerPool:
         metrics: Metrics,
         size: int,
         lease: timedelta,
-        retry_base: timedelta,
-        retry_max: timedelta,
+        retry: Mapping[str, Retry],
+        followups: Followups,
+        on_failure: Callable[[JobFailure], None] = lambda failure: None,
     ) -> None:
         self._pool = pool
         self._handlers = handlers
@@ -51,8 +54,11 @@ class WorkerPool:
         self._metrics = metrics
         self._size = size
         self._lease = lease
-        self._retry_base = retry_base
-        self._retry_max = retry_max
+        # Each kind's retry schedule (every kind has one).
+        self._retry = retry
+        self._followups = followups
+        # Told of every failure: one that says a dependency is away is a readiness hint.
+        self._on_failure = on_failure
         self._on_free: list[Callable[[], None]] = []
         self._running: dict[asyncio.Task[None], JobRow] = {}
         self._releasing = False
@@ -109,6 +115,7 @@ class WorkerPool:
                 "attempts_exhausted",
                 f"Gave up after {job.max_attempts} attempts.",
                 error_id,
+                self._followups,
             )
             self._ended(job, bound.warning, "exhausted", error_id=error_id)
             return
@@ -141,20 +148,25 @@ class WorkerPool:
     async def _failed(self, job: JobRow, failure: JobFailure, bound: Log) -> None:
         """Retry or fail the job; the owner sees the code, the message and an id, under which
         the log keeps the detail."""
+        self._on_failure(failure)
         error_id = new_error_id()
         logged = {"code": failure.code, "error": failure.detail, "error_id": error_id}
         if failure.retryable and job.attempts < job.max_attempts:
-            delay = backoff(job.attempts, self._retry_base, self._retry_max)
+            delay = self._retry[job.kind].delay(job.attempts)
             await jobs.retry_job(self._pool, job, delay, failure.code, failure.message, error_id)
             delay_s = round(delay.total_seconds(), 3)
             self._ended(job, bound.warning, "retrying", delay_s=delay_s, **logged)
         else:
-            await jobs.fail_job(self._pool, job, failure.code, failure.message, error_id)
+            await jobs.fail_job(
+                self._pool, job, failure.code, failure.message, error_id, self._followups
+            )
             self._ended(job, bound.error, "failed", **logged)
 
     async def _lost_or_canceled(self, job: JobRow) -> str:
-        """Why the job's lease is gone: its export was canceled (the user's doing, not a
-        fault), or another replica holds it now."""
+        """Why the job's lease is gone: its build's export was canceled (the user's doing, not
+        a fault), or another replica holds it now."""
+        if job.kind != JobKind.BUILD:
+            return "lease_lost"
         try:
             canceled = await jobs.export_canceled(self._pool, job.export_id)
         except Exception:  # the database is away: say what is sure
@@ -178,13 +190,15 @@ class WorkerPool:
     async def _heartbeat(self, job: JobRow, work: asyncio.Task[None], stop: _Stop) -> None:
         """Extend the lease every third of it; stop the work once the lease is gone or stale.
 
-        A change to the export wakes it early through NOTIFY to see whether the export was
-        canceled, so a canceled build stops in moments rather than at the next beat. (Not a
-        lease check: the worker's own completion also changes the export.)
+        For a build, a change to the export wakes it early through NOTIFY to see whether the
+        export was canceled, so a canceled build stops in moments rather than at the next
+        beat. (Not a lease check: the worker's own completion also changes the export.) Other
+        kinds run on finished exports, which cancel does not touch.
         """
         interval = self._lease.total_seconds() / 3
         last_ok = time.monotonic()
         next_beat = last_ok + interval
+        builds = job.kind == JobKind.BUILD
         with self._listener.watch(job.export_id) as changed:
             while True:
                 # Progress bumps the export too, so events come often: they must not
@@ -192,6 +206,8 @@ class WorkerPool:
                 try:
                     await asyncio.wait_for(changed.wait(), max(0.0, next_beat - time.monotonic()))
                     changed.clear()
+                    if not builds:
+                        continue
                     beating = False
                 except TimeoutError:
                     next_beat = time.monotonic() + interval

@@ -101,6 +101,7 @@ class ObjectWriter:
         if self._upload_id is None:
             body = self._take()
             await asyncio.to_thread(self._hash.update, body)
+            started = time.monotonic()
             with storage_errors():
                 await self._client.put_object(
                     Bucket=self._bucket,
@@ -109,6 +110,7 @@ class ObjectWriter:
                     ContentType=self._content_type,
                     ContentDisposition=self._disposition,
                 )
+            self._part_uploaded(time.monotonic() - started)  # a file of one part is one too
             self._size = len(body)
             return StoredObject(self.key, self._size, self._hash.hexdigest(), parts=1)
         if self._buffered:

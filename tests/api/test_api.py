@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from exportd.config import Settings
 from exportd.export.catalog import Catalog
 from tests.support.client import create, eventually
-from tests.support.contract import conforms
+from tests.support.contract import conforms, problem
 from tests.support.tokens import AUDIENCE, JWT_SECRET, auth, make_token
 
 Client: TypeAlias = "TestClient[Any, Any]"
@@ -43,19 +43,6 @@ async def api(make_client: MakeClient) -> Client:
 @pytest.fixture(scope="module")
 def rsa_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-async def problem(response: aiohttp.ClientResponse, status: int, code: str) -> dict[str, Any]:
-    """Assert a problem+json response with this status and code; return its body."""
-    assert response.status == status, await response.text()
-    assert response.content_type == PROBLEM_JSON
-    body: dict[str, Any] = await response.json(content_type=PROBLEM_JSON)
-    conforms("Problem", body)
-    assert body["status"] == status
-    assert body["code"] == code
-    assert isinstance(body["title"], str) and body["title"]
-    assert isinstance(body["detail"], str) and body["detail"]
-    return body
 
 
 async def client_error(response: aiohttp.ClientResponse) -> None:

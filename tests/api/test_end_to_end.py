@@ -9,15 +9,27 @@ import io
 import re
 import uuid
 from datetime import date
+from html import unescape as html_unescape
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from exportd.config import Settings
 from exportd.dev.servers import EmbeddedS3
-from tests.support.client import create, download, eventually, wait_until
-from tests.support.mail import Mailbox
+from tests.support.client import (
+    create,
+    download,
+    download_export,
+    eventually,
+    follow_link,
+    redirect,
+    wait_until,
+)
+from tests.support.database import work_left
+from tests.support.mail import Mailbox, mail_id
 from tests.support.tokens import auth
 
 ORDERS_SQL = """
@@ -42,7 +54,7 @@ async def test_export_end_to_end(
 
     assert done["status"] == "succeeded", done
     result = done["result"]
-    body, headers = await download(result["download_url"])
+    body, headers = await download_export(client, done)
     assert "refunds.csv" in headers["Content-Disposition"]
     assert headers["Content-Type"].startswith("text/csv")
     expected = io.BytesIO()
@@ -73,12 +85,14 @@ async def test_export_end_to_end(
     text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert "refunds.csv" in text and "refunds.csv" in html
-    mailed_url = re.search(r"Download: (\S+)", text).group(1)  # type: ignore[union-attr]
-    mailed_body, _ = await download(mailed_url)
+    mailed_url = re.search(r"http://exportd\.test/d/\S+", text).group(0)  # type: ignore[union-attr]
+    assert f'href="{mailed_url}"' in html
+    assert "X-Amz" not in text and "X-Amz" not in html  # no presigned URL in a mail
+    mailed_body, _ = await follow_link(client, mailed_url)
     assert mailed_body == body
 
     async def drained() -> bool:  # the notify job commits just after its mail is accepted
-        return bool(await conn.fetchval("SELECT count(*) FROM jobs") == 0)
+        return await work_left(conn) == 0
 
     await eventually(drained, within=20)
     final = await wait_until(client, created["id"])
@@ -96,10 +110,11 @@ async def test_large_file_goes_up_in_several_parts(
     assert done["status"] == "succeeded", done
     result = done["result"]
     assert result["size"] > 8 * 1024 * 1024
-    key = result["download_url"].split(f"/{s3.bucket}/", 1)[1].split("?", 1)[0]
+    location = await redirect(client, result["download_url"], auth())
+    key = location.split(f"/{s3.bucket}/", 1)[1].split("?", 1)[0]
     head = s3.client().head_object(Bucket=s3.bucket, Key=key, PartNumber=1)
     assert head["PartsCount"] >= 2
-    body, _ = await download(result["download_url"])
+    body, _ = await download(location)
     assert hashlib.sha256(body).hexdigest() == result["sha256"]
     assert body.count(b"\n") == 100_001
 
@@ -210,7 +225,17 @@ HOSTILE_NAMES = [
     "line\u2028separated\u2029report",  # what str.splitlines() breaks on
     "bidi \u202eevil\u202c \x85 done",
 ]
-MAIL_HEADERS = {"From", "To", "Subject", "Message-ID", "Date", "MIME-Version", "Content-Type"}
+MAIL_HEADERS = {
+    "From",
+    "To",
+    "Subject",
+    "Message-ID",
+    "Date",
+    "MIME-Version",
+    "Content-Type",
+    "Auto-Submitted",
+    "X-Auto-Response-Suppress",
+}
 
 
 async def test_hostile_file_names_never_reach_a_mail_header_unencoded(
@@ -225,11 +250,43 @@ async def test_hostile_file_names_never_reach_a_mail_header_unencoded(
 
     by_id = {m["Message-ID"]: m for m in mails}
     for export in created:
-        mail = by_id[f"<export.{export['id']}@exportd>"]
+        mail = by_id[f"<export.{export['id']}.ready@localhost>"]
         assert set(mail.keys()) == MAIL_HEADERS, mail.keys()
         assert mail["To"] == "user-1@acme.example"
         # The subject holds the stored name as plain text: nothing in it was decoded again.
-        assert str(mail["Subject"]) == f"Your export {export['file_name']} is ready"
+        assert str(mail["Subject"]) == f"Your export is ready: {export['file_name']}"
         assert "\r" not in str(mail["Subject"]) and "\n" not in str(mail["Subject"])
         done = await wait_until(client, export["id"])
         assert done["status"] == "succeeded" and done["error"] is None, done
+
+
+async def test_a_failed_export_mails_its_owner_a_reason_without_internals(
+    client: TestClient[Any, Any],
+    mailbox: Mailbox,
+    settings: Settings,
+    conn: asyncpg.Connection[asyncpg.Record],
+) -> None:
+    created = await create(client, {"export": "broken"})
+    done = await wait_until(client, created["id"])
+    assert done["status"] == "failed"
+
+    (mail,) = await mailbox.wait_for(1)
+
+    assert mail["Message-ID"] == mail_id(created["id"], "failed")
+    assert mail["Auto-Submitted"] == "auto-generated"
+    assert "could not be finished" in str(mail["Subject"])
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    for part in (text, html_unescape(html)):
+        assert done["error"]["message"] in part
+        assert created["id"] in part and done["error"]["id"] in part
+    # What the log has under that id (the database's message, the SQL, where it runs) is not.
+    database = urlsplit(settings.database_url).path.lstrip("/")
+    internals = ["division by zero", "SELECT", "postgres", database]
+    assert [word for word in internals if word in text + html] == []
+
+    async def mailed() -> bool:  # the notify job is done: no second notice is coming
+        return await work_left(conn) == 0
+
+    await eventually(mailed, within=20)
+    assert len(mailbox.messages()) == 1

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient
 from exportd.dev.servers import EmbeddedS3
 from exportd.export.catalog import Catalog
 from tests.support.catalog import CATALOG_PATH
-from tests.support.client import create, download, wait_until
+from tests.support.client import create, download_export, wait_until
 from tests.support.hook_exports import expected_rows as squares_rows
 from tests.support.s3 import objects_under
 from tests.support.tokens import auth
@@ -44,7 +44,7 @@ async def export_file(
     done = await wait_until(client, created["id"])
     assert done["status"] == "succeeded", done
     result: dict[str, Any] = done["result"]
-    raw, headers = await download(result["download_url"])
+    raw, headers = await download_export(client, done)
     return result, raw, headers
 
 

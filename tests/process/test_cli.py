@@ -28,7 +28,7 @@ from exportd.config import Settings
 from exportd.dev.demo import TENANTS as DEMO_TENANTS
 from exportd.dev.servers import free_port
 from tests.support.catalog import CATALOG_PATH
-from tests.support.client import download, wait_until
+from tests.support.client import download_export, eventually, wait_until
 from tests.support.processes import ExportdProcess, base_env, run_exportd
 from tests.support.tokens import AUDIENCE, JWT_SECRET
 
@@ -45,6 +45,7 @@ def serve_env(**changes: str | None) -> dict[str, str]:
         "EXPORTD_CATALOG": str(CATALOG_PATH),
         "EXPORTD_JWT_SECRET": JWT_SECRET,
         "EXPORTD_JWT_AUDIENCE": AUDIENCE,
+        "EXPORTD_PUBLIC_URL": "http://exports.test",
         "EXPORTD_S3_BUCKET": "exportd-test",
         "EXPORTD_PORT": str(free_port()),
     }
@@ -284,6 +285,11 @@ async def wait_for_mail(mail_dir: Path) -> EmailMessage:
     return message
 
 
+def kept_webhooks(inbox: Path) -> list[dict[str, Any]]:
+    """The deliveries the dev inbox kept, as JSON."""
+    return [json.loads(path.read_text()) for path in sorted(inbox.glob("*.json"))]
+
+
 def read_dev_env(path: Path) -> dict[str, str]:
     """dev.env's KEY='value' lines, unquoted as a shell would."""
     env = {}
@@ -327,15 +333,23 @@ async def test_dev_serves_the_demo_and_stops_everything_on_sigterm(tmp_path: Pat
                 export_id = (await response.json())["id"]
                 done = await wait_until(api, export_id, headers=dev_auth)
 
-            assert done["status"] == "succeeded", done
-            result = done["result"]
-            body, _ = await download(result["download_url"])
+                assert done["status"] == "succeeded", done
+                result = done["result"]
+                body, _ = await download_export(api, done, headers=dev_auth)
         records = list(csv.reader(io.StringIO(body.decode(), newline="")))
         assert records[0] == ORDERS_HEADER
         assert len(records) == result["rows"] + 1
         mail = await wait_for_mail(Path(facts["mail_dir"]))
         assert mail["To"] == "dev@acme.example"
-        assert mail["Message-ID"] == f"<export.{export_id}@exportd>"
+        assert mail["Message-ID"] == f"<export.{export_id}.ready@localhost>"
+        # The dev inbox got the tenant's event, and its signature checked out.
+        inbox = Path(facts["webhook_dir"])
+        await eventually(lambda: any(inbox.glob("*.json")), within=30)
+        (kept,) = kept_webhooks(inbox)
+        assert kept["signature"] == "signature ok", kept
+        assert json.loads(kept["body"])["type"] == "export.succeeded"
+        assert json.loads(kept["body"])["data"]["id"] == export_id
+        assert f"webhook export.succeeded export {export_id} (signature ok)" in dev.output()
         conn = await asyncpg.connect(facts["database_url"])
         try:
             demo = await conn.fetchrow(

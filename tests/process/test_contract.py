@@ -15,6 +15,7 @@ from typing import Any, Final
 import aiohttp
 import pytest
 
+from exportd.api.auth import WEBHOOKS_SCOPE
 from tests.support.processes import ROOT, base_env
 from tests.support.tokens import make_token
 
@@ -42,6 +43,28 @@ enabled = true
 [[operations]]
 include-operation-id = "listExports"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404", "429"]
+
+[[operations]]
+include-operation-id = "listDownloads"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404"]
+
+[[operations]]
+include-operation-id = "listDeliveries"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404"]
+
+# A download needs a finished file; a link, a token exportd made (neither exists here).
+[[operations]]
+include-operation-id = "downloadExport"
+checks.positive_data_acceptance.expected-statuses = ["302", "401", "404", "409", "410"]
+
+[[operations]]
+include-operation-id = "followLink"
+checks.positive_data_acceptance.expected-statuses = ["302", "404", "410"]
+
+# A webhook URL must name a public host (which no schema can say); a tenant's are capped.
+[[operations]]
+include-operation-id = "createWebhook"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "409", "422"]
 """
 
 
@@ -57,7 +80,7 @@ async def test_a_fuzzer_finds_no_5xx_and_no_broken_promise(
         EXPORTD_ALLOW_RECIPIENT_OVERRIDE="true",
         EXPORTD_TENANT_MAX_QUEUED="1000000",
     )
-    token = make_token(ttl_s=3600)
+    token = make_token(ttl_s=3600, scopes=(WEBHOOKS_SCOPE,))
     async with (
         aiohttp.ClientSession() as http,
         http.get(f"{replica.url}/openapi.json", headers={"Authorization": f"Bearer {token}"}) as r,

@@ -10,7 +10,14 @@ from typing import Any
 import aiohttp
 
 from exportd.config import Settings
-from tests.support.client import create, download, eventually, wait_for, wait_until
+from tests.support.client import (
+    create,
+    download,
+    eventually,
+    redirect,
+    wait_for,
+    wait_until,
+)
 from tests.support.processes import ExportdProcess
 from tests.support.tokens import auth, make_token
 
@@ -32,7 +39,8 @@ async def test_a_replicas_log_is_json_events_with_no_secret_in_it(
     async with aiohttp.ClientSession(base_url=replica.url) as http:
         built = await create(http, {"export": "numbers", "params": {"rows": 10}})
         done = await wait_until(http, built["id"])
-        await download(done["result"]["download_url"])  # presigned: a signature in a URL
+        location = await redirect(http, done["result"]["download_url"], auth())
+        await download(location)  # presigned: a signature in a URL
         failed = await wait_until(http, (await create(http, {"export": "broken"}))["id"])
         slow = await create(http, SLOW)
         await wait_for(http, slow["id"], lambda e: e["status"] == "running")
@@ -53,7 +61,7 @@ async def test_a_replicas_log_is_json_events_with_no_secret_in_it(
         "a bearer token": token,
         "the S3 secret key": settings.s3_secret_access_key,
         "a presigned URL's signature": "X-Amz-Signature",
-        "a presigned URL": done["result"]["download_url"].split("?")[0],
+        "a presigned URL": location.split("?")[0],
     }
     assert [what for what, secret in secrets.items() if secret in text] == []
     access = [e for e in log if e["event"] == "http.request"]

@@ -169,6 +169,7 @@ async def test_serve_refuses_an_unmigrated_database(empty_dsn: str) -> None:
         "EXPORTD_CATALOG": str(CATALOG_PATH),
         "EXPORTD_JWT_SECRET": JWT_SECRET,
         "EXPORTD_JWT_AUDIENCE": AUDIENCE,
+        "EXPORTD_PUBLIC_URL": "http://exports.test",
         "EXPORTD_S3_BUCKET": "exportd-test",
         "EXPORTD_PORT": str(free_port()),
     }

@@ -1,30 +1,27 @@
-"""ExportdProcesss behind nginx while one of them is killed again and again: the scenario's pieces
-(client, chaos, drain, tally, check), shared by the process test and bench/replica_chaos.py."""
+"""exportd processes behind nginx while one of them is killed again and again: the scenario's
+pieces (client, webhooks, chaos, drain), shared by the process test and bench/replica_chaos.py;
+chaos_tally.py counts what a run left."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
-import re
 import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from email.message import EmailMessage
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import aiohttp
 import asyncpg
 
-from exportd.dev.servers import EmbeddedS3
+from exportd.api.auth import WEBHOOKS_SCOPE
 from exportd.model import TERMINAL
 from tests.support.client import eventually
 from tests.support.processes import ExportdProcess
-from tests.support.s3 import objects_under
+from tests.support.receiver import Receiver
 from tests.support.tokens import make_token
 
 SMALL: Final = {"export": "numbers", "params": {"rows": 200}}
@@ -34,16 +31,24 @@ TENANTS: Final = ("acme", "globex", "initech")
 RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
 RETRY_AFTER_CAP_S: Final = 30.0
 BUSY_WAIT_S: Final = 2.0
-MESSAGE_ID: Final = re.compile(r"<export\.([0-9a-f-]{36})@exportd>")
 # ExportdProcess settings for the run: 4 workers each, a per-tenant cap that lets 3 tenants fill the
 # 3 replicas' 12 workers, and room for a job to meet several kills (they aim at busy replicas)
 # before it would end `attempts_exhausted`; the API listens on loopback only.
+# Files expire within the run (after the mail had time to go, even past a few kills), and the
+# webhooks retry fast: the run ends once every export's story has.
 REPLICA_ENV: Final = {
     "EXPORTD_WORKERS": "4",
     "EXPORTD_TENANT_MAX_RUNNING": "4",
     "EXPORTD_MAX_ATTEMPTS": "10",
     "EXPORTD_HOST": "127.0.0.1",
+    "EXPORTD_RETENTION_S": "30",
+    "EXPORTD_WEBHOOK_ALLOW_PRIVATE": "true",
+    "EXPORTD_WEBHOOK_RETRY_BASE_S": "0.2",
+    "EXPORTD_WEBHOOK_RETRY_MAX_S": "3",
+    "EXPORTD_WEBHOOK_MAX_ATTEMPTS": "30",
 }
+# The first answers of each endpoint are errors: deliveries are retried from the start.
+WEBHOOK_FAILURES: Final = 5
 
 
 @dataclass
@@ -214,11 +219,27 @@ async def drive_with_chaos(
     return traffic
 
 
+async def register_webhooks(url: str, receivers: Sequence[Receiver]) -> None:
+    """One endpoint per tenant (its receiver checks every signature with its secret), each
+    answering its first WEBHOOK_FAILURES requests with a 503."""
+    async with aiohttp.ClientSession() as session:
+        for tenant, receiver in zip(TENANTS, receivers, strict=True):
+            token = make_token(tenant=tenant, scopes=(WEBHOOKS_SCOPE,))
+            async with session.post(
+                f"{url}/v1/webhooks",
+                json={"url": receiver.url(f"/{tenant}")},
+                headers={"Authorization": f"Bearer {token}"},
+            ) as response:
+                assert response.status == 201, await response.text()
+                receiver.verify_with((await response.json())["secret"])
+            receiver.answer(503, times=WEBHOOK_FAILURES)
+
+
 async def drained(
     conn: asyncpg.Connection[asyncpg.Record], expected: int, *, within: float = 120.0
 ) -> float:
     """Wait (bounded) until `expected` exports are terminal and the queue is empty (every
-    build and notify finished); the seconds it took."""
+    build, mail, webhook and expiry finished); the seconds it took."""
     started = time.monotonic()
 
     async def done() -> bool:
@@ -232,225 +253,3 @@ async def drained(
 
     await eventually(done, within=within)
     return time.monotonic() - started
-
-
-@dataclass(frozen=True)
-class Tally:
-    """The outcome, counted from the database, S3, the mail sink and the replica logs."""
-
-    acknowledged: int  # distinct export ids the client got a 202 for
-    exports: int
-    succeeded: int
-    failed: int
-    other: int
-    results: int  # exports with a recorded result (object key and sha256)
-    objects: int  # completed S3 objects under the prefix
-    missing_objects: int  # recorded results whose object is not in S3
-    # Objects no export points at (a claim killed after its upload and before its commit
-    # leaves one; the attempt that succeeds after it removes it).
-    orphan_objects: list[str]
-    open_uploads: int  # multipart uploads left open (killed claims; also removed)
-    notified: int  # exports with notified_at
-    mails: int
-    unmailed: int  # exports that got no mail
-    # Exports mailed more than once (same Message-ID): must never happen.
-    duplicate_mails: dict[str, int]
-    # Exports whose notify found a claim had died mid-send: not mailed again, on purpose.
-    outcome_unknown: int
-    stray_mails: int  # mails for ids that are not these exports
-    jobs_left: int
-    reclaimed_builds: int  # exports whose build was claimed more than once
-    reclaimed_notifies: int  # ... whose notify was
-    max_attempts: int
-    errors: dict[str, int]  # error_code → exports (failed ones, or retried on the way)
-    log_events: dict[str, int]
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-LOG_EVENTS: Final = ("job.lease_lost", "job.retrying", "job.exhausted", "job.failed")
-
-
-async def tally(
-    conn: asyncpg.Connection[asyncpg.Record],
-    s3: EmbeddedS3,
-    prefix: str,
-    mails: Sequence[EmailMessage],
-    traffic: Traffic,
-    logs: Sequence[Path],
-) -> Tally:
-    rows = await conn.fetch(
-        "SELECT id, status, object_key, result_sha256, notified_at, attempts, error_code"
-        " FROM exports"
-    )
-    exports = {str(r["id"]): r for r in rows}
-    statuses = Counter(r["status"] for r in rows)
-    keys = {r["object_key"] for r in rows if r["object_key"] and r["result_sha256"]}
-    listed, uploads = await asyncio.to_thread(objects_under, s3, prefix)
-    objects = set(listed)
-    orphans = sorted(objects - keys)
-    mailed = Counter(_export_id(m) for m in mails)
-    events, notify_claims = _read_logs(logs)
-    duplicates = {i: n for i, n in mailed.items() if i in exports and n > 1}
-
-    return Tally(
-        acknowledged=len(set(traffic.acknowledged.values())),
-        exports=len(rows),
-        succeeded=statuses["succeeded"],
-        failed=statuses["failed"],
-        other=len(rows) - statuses["succeeded"] - statuses["failed"],
-        results=len(keys),
-        objects=len(objects),
-        missing_objects=len(keys - objects),
-        orphan_objects=orphans,
-        open_uploads=len(uploads),
-        notified=sum(r["notified_at"] is not None for r in rows),
-        mails=sum(n for i, n in mailed.items() if i in exports),
-        unmailed=sum(1 for i in exports if i not in mailed),
-        duplicate_mails=duplicates,
-        outcome_unknown=sum(r["error_code"] == "mail_outcome_unknown" for r in rows),
-        stray_mails=sum(n for i, n in mailed.items() if i not in exports),
-        jobs_left=await conn.fetchval("SELECT count(*) FROM jobs"),
-        reclaimed_builds=sum(r["attempts"] > 1 for r in rows),
-        reclaimed_notifies=sum(1 for n in notify_claims.values() if n > 1),
-        max_attempts=max((r["attempts"] for r in rows), default=0),
-        errors=dict(Counter(r["error_code"] for r in rows if r["error_code"])),
-        log_events=events,
-    )
-
-
-def _read_logs(paths: Sequence[Path]) -> tuple[dict[str, int], Counter[str]]:
-    """LOG_EVENTS in the replicas' JSON logs, and how often each export's notify job was
-    claimed (its highest attempt: the claim counts the attempt before the job starts)."""
-    events = dict.fromkeys(LOG_EVENTS, 0)
-    notify_claims: Counter[str] = Counter()
-    for path in paths:
-        for line in path.read_text(errors="replace").splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by kill -9
-            if not isinstance(entry, dict):
-                continue
-            event = entry.get("event")
-            if event in events:
-                events[event] += 1
-            elif event == "job.started" and entry.get("kind") == "notify":
-                export_id = str(entry.get("export_id"))
-                attempt = int(entry.get("attempt", 1))
-                notify_claims[export_id] = max(notify_claims[export_id], attempt)
-    return events, notify_claims
-
-
-def _export_id(mail: EmailMessage) -> str:
-    found = MESSAGE_ID.fullmatch(str(mail["Message-ID"] or "").strip())
-    return found.group(1) if found else "?"
-
-
-async def conclude(
-    conn: asyncpg.Connection[asyncpg.Record],
-    s3: EmbeddedS3,
-    prefix: str,
-    mails: Sequence[EmailMessage],
-    run: Run,
-) -> tuple[Tally, dict[str, Any]]:
-    """Count what a finished run left (database, S3, mails, logs) and the report it makes."""
-    outcome = await tally(conn, s3, prefix, mails, run.traffic, [r.log_path for r in run.fleet])
-    report = summarize(
-        run.requested,
-        outcome,
-        run.traffic,
-        run.chaos,
-        nginx_failovers=run.nginx_failovers,
-        drain_seconds=run.drain_seconds,
-        wall_seconds=run.wall_seconds,
-    )
-    return outcome, report
-
-
-@dataclass(frozen=True)
-class Run:
-    """What a chaos run did: its fleet, the client's traffic, the kills, and how long."""
-
-    requested: int
-    fleet: Sequence[ExportdProcess]
-    traffic: Traffic
-    chaos: Chaos
-    nginx_failovers: int
-    drain_seconds: float
-    wall_seconds: float
-
-
-def summarize(
-    requested: int,
-    outcome: Tally,
-    traffic: Traffic,
-    chaos: Chaos,
-    *,
-    nginx_failovers: int,
-    drain_seconds: float,
-    wall_seconds: float,
-) -> dict[str, Any]:
-    """The counts a run reports (the test prints them, the bench saves them)."""
-    return {
-        "exports_requested": requested,
-        "acknowledged": outcome.acknowledged,
-        "exports": outcome.exports,
-        "succeeded": outcome.succeeded,
-        "failed": outcome.failed,
-        "other": outcome.other,
-        "results": outcome.results,
-        "objects": outcome.objects,
-        "missing_objects": outcome.missing_objects,
-        "orphan_objects": len(outcome.orphan_objects),
-        "open_uploads": outcome.open_uploads,
-        "notified": outcome.notified,
-        "mails": outcome.mails,
-        "unmailed": outcome.unmailed,
-        "duplicate_mails": len(outcome.duplicate_mails),
-        "outcome_unknown": outcome.outcome_unknown,
-        "stray_mails": outcome.stray_mails,
-        "jobs_left": outcome.jobs_left,
-        "kills": chaos.kills,
-        "jobs_held_by_killed": chaos.jobs_hit,
-        "reclaimed_builds": outcome.reclaimed_builds,
-        "reclaimed_notifies": outcome.reclaimed_notifies,
-        "max_attempts": outcome.max_attempts,
-        "errors": outcome.errors,
-        "post_requests": traffic.requests,
-        "post_retries": dict(traffic.retries),
-        "replayed": traffic.replayed,
-        "nginx_failovers": nginx_failovers,
-        "log_events": outcome.log_events,
-        "restart_seconds_max": round(max(chaos.restart_seconds, default=0.0), 2),
-        "post_seconds": round(traffic.seconds, 1),
-        "drain_seconds": round(drain_seconds, 1),
-        "wall_seconds": round(wall_seconds, 1),
-        "exports_per_s": round(outcome.succeeded / wall_seconds, 1) if wall_seconds else 0.0,
-        "seed": chaos.seed,
-    }
-
-
-def check(outcome: Tally, requested: int) -> None:
-    """What every run must show, whatever the kills hit; each assertion shows the counts.
-
-    Every acknowledged export exists once, succeeded, has exactly one result whose object
-    exists and no other object or open upload beside it, got at most one mail, and left no
-    job. An export goes unmailed only when its notify found that a claim died mid-send (the
-    mail may or may not have gone out; it is not sent twice).
-    """
-    counts = outcome.as_dict()
-    # Nothing lost, nothing doubled: one export per acknowledged POST, all built.
-    assert outcome.acknowledged == requested == outcome.exports, counts
-    assert outcome.succeeded == requested, counts
-    # Exactly one result each, its object there, and nothing else under the prefix.
-    assert outcome.results == requested and outcome.missing_objects == 0, counts
-    assert outcome.orphan_objects == [] and outcome.objects == requested, counts
-    assert outcome.open_uploads == 0, counts
-    # At most one mail each; every export either recorded its mail or knows why not.
-    assert outcome.duplicate_mails == {}, counts
-    assert outcome.stray_mails == 0, counts
-    assert outcome.notified + outcome.outcome_unknown == requested, counts
-    assert outcome.mails <= requested, counts
-    assert outcome.jobs_left == 0, counts

@@ -10,6 +10,7 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.test_utils import TestClient
@@ -91,8 +92,30 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], within: float 
             await asyncio.sleep(0.05)
 
 
+async def redirect(http: Http, url: str, headers: dict[str, str] | None = None) -> str:
+    """GET one of exportd's download URLs (the API route or a mailed link) and return where
+    its 302 points: a presigned URL."""
+    response = await http.get(urlsplit(url).path, headers=headers, allow_redirects=False)
+    assert response.status == 302, await response.text()
+    assert response.headers["Cache-Control"] == "no-store"
+    return response.headers["Location"]
+
+
+async def download_export(
+    http: Http, export: Export, *, headers: dict[str, str] | None = None, **claims: Any
+) -> tuple[bytes, dict[str, str]]:
+    """The export's file through the owner's route, as a client with a token would fetch it."""
+    location = await redirect(http, export["result"]["download_url"], headers or auth(**claims))
+    return await download(location)
+
+
+async def follow_link(http: Http, link: str) -> tuple[bytes, dict[str, str]]:
+    """The file behind a mailed link, as a browser (no token) would fetch it."""
+    return await download(await redirect(http, link))
+
+
 async def download(url: str) -> tuple[bytes, dict[str, str]]:
-    """GET a download link as a browser would (no decompression); (body, headers)."""
+    """GET a presigned URL as a browser would (no decompression); (body, headers)."""
     async with (
         aiohttp.ClientSession(auto_decompress=False) as session,
         session.get(url) as response,

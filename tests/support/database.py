@@ -27,3 +27,13 @@ async def connect(dsn: str) -> asyncpg.Connection[asyncpg.Record]:
         dsn, server_settings=in_schema(SCHEMA)
     )
     return conn
+
+
+# What the queue still owes now: every job but expiries not yet due (a succeeded export's
+# waits out its retention, a failed or canceled one's tidy-up a couple of leases).
+WORK_LEFT: Final = "SELECT count(*) FROM jobs WHERE kind <> 'expire' OR ready_at <= now()"
+
+
+async def work_left(conn: asyncpg.Connection[asyncpg.Record]) -> int:
+    left: int = await conn.fetchval(WORK_LEFT)
+    return left

@@ -18,8 +18,17 @@ def make_token(
     ttl_s: int = 600,
     secret: str = JWT_SECRET,
     audience: str = AUDIENCE,
+    scopes: tuple[str, ...] = (),
 ) -> str:
-    return issue_token(secret, sub=sub, tenant=tenant, email=email, audience=audience, ttl_s=ttl_s)
+    return issue_token(
+        secret,
+        sub=sub,
+        tenant=tenant,
+        email=email,
+        audience=audience,
+        ttl_s=ttl_s,
+        scopes=scopes,
+    )
 
 
 def auth(**claims: Any) -> dict[str, str]:

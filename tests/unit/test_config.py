@@ -18,9 +18,16 @@ MINIMAL: dict[str, str] = {
     "EXPORTD_CATALOG": "/etc/exportd/catalog.toml",
     "EXPORTD_JWT_SECRET": "a-shared-secret-of-32-bytes-or-more",
     "EXPORTD_JWT_AUDIENCE": "exportd",
+    "EXPORTD_PUBLIC_URL": "https://exports.example.com",
     "EXPORTD_S3_BUCKET": "exports",
 }
-REQUIRED = ("EXPORTD_DATABASE_URL", "EXPORTD_CATALOG", "EXPORTD_JWT_AUDIENCE", "EXPORTD_S3_BUCKET")
+REQUIRED = (
+    "EXPORTD_DATABASE_URL",
+    "EXPORTD_CATALOG",
+    "EXPORTD_PUBLIC_URL",
+    "EXPORTD_JWT_AUDIENCE",
+    "EXPORTD_S3_BUCKET",
+)
 
 
 def rsa_public_pem() -> str:
@@ -57,13 +64,25 @@ def test_a_minimal_environment_is_enough() -> None:
     assert settings.workers == 4
     assert settings.part_size == 8 * MIB
     assert settings.lease == timedelta(seconds=30)
-    assert settings.link_ttl == timedelta(days=1)
+    assert settings.link_ttl == timedelta(minutes=5)
 
 
-def test_variables_outside_the_prefix_and_unknown_ones_are_ignored() -> None:
-    env = MINIMAL | {"DATABASE_URL": "postgresql://elsewhere/x", "EXPORTD_NO_SUCH_THING": "1"}
+def test_variables_outside_the_prefix_are_ignored() -> None:
+    env = MINIMAL | {"DATABASE_URL": "postgresql://elsewhere/x"}
 
     assert Settings.from_env(env) == Settings.from_env(MINIMAL)
+
+
+def test_an_unknown_exportd_variable_is_refused_with_a_suggestion() -> None:
+    env = MINIMAL | {"EXPORTD_NO_SUCH_THING": "1", "EXPORTD_RETRY_MAX": "99"}
+
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(env)
+
+    assert raised.value.detail.splitlines() == [
+        "EXPORTD_NO_SUCH_THING is not an exportd setting",
+        "EXPORTD_RETRY_MAX is not an exportd setting; did you mean EXPORTD_RETRY_MAX_S?",
+    ]
 
 
 def test_values_are_parsed_to_their_types() -> None:
@@ -104,9 +123,6 @@ def test_durations_come_from_the_seconds_variables() -> None:
         "EXPORTD_MAX_WAIT_S": "0",
         "EXPORTD_LINK_TTL_S": "3600",
         "EXPORTD_RETENTION_S": "1209600",
-        # the same names without _S are not what sets a duration
-        "EXPORTD_PROGRESS_INTERVAL": "99",
-        "EXPORTD_RETRY_MAX": "99",
     }
 
     settings = Settings.from_env(env)
@@ -225,6 +241,9 @@ def test_every_problem_is_reported_at_once_one_line_each() -> None:
         *(f"{name} is required" for name in REQUIRED),
         "EXPORTD_WORKERS='abc' is invalid: expected an integer",
         "EXPORTD_PORT='http' is invalid: expected an integer",
+        # checked even while others are missing or do not parse
+        "EXPORTD_JWT_ALGORITHM must be one of HS256, HS384, HS512, RS256, RS384, RS512, ES256, "
+        "ES384",
     }
 
 
@@ -238,6 +257,54 @@ def test_cross_field_problems_are_reported_together() -> None:
         "EXPORTD_LEASE_S",
         "EXPORTD_JWT_SECRET",
     ]
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        (
+            {"EXPORTD_S3_ACCESS_KEY_ID": "AKIA"},
+            "EXPORTD_S3_ACCESS_KEY_ID and EXPORTD_S3_SECRET_ACCESS_KEY go together",
+        ),
+        (
+            {"EXPORTD_S3_ENDPOINT_URL": "127.0.0.1:9000"},
+            "EXPORTD_S3_ENDPOINT_URL must be an http:// or https:// URL with a host",
+        ),
+        (
+            {"EXPORTD_PUBLIC_URL": "https://exports.example.com/?x=1"},
+            "EXPORTD_PUBLIC_URL must not have a query or a fragment",
+        ),
+        (
+            {"EXPORTD_HISTORY_S": "60", "EXPORTD_RETENTION_S": "120"},
+            "EXPORTD_HISTORY_S must be at least EXPORTD_RETENTION_S",
+        ),
+        (
+            {"EXPORTD_MESSAGE_ID_DOMAIN": "bad domain>"},
+            "EXPORTD_MESSAGE_ID_DOMAIN must be a domain name (letters, digits, dots, hyphens)",
+        ),
+        (
+            {"EXPORTD_TRUSTED_PROXIES": "10.0.0.0/8, not-an-address"},
+            "EXPORTD_TRUSTED_PROXIES must be addresses or CIDRs: "
+            "'not-an-address' does not appear to be an IPv4 or IPv6 network",
+        ),
+    ],
+)
+def test_a_setting_that_cannot_work_is_refused(env: dict[str, str], problem: str) -> None:
+    assert config_error(MINIMAL | env).splitlines() == [problem]
+
+
+def test_a_private_key_given_as_the_public_one_is_refused() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    env = MINIMAL | {"EXPORTD_JWT_ALGORITHM": "RS256", "EXPORTD_JWT_PUBLIC_KEY": private_pem}
+
+    assert config_error(env) == (
+        "EXPORTD_JWT_PUBLIC_KEY holds a private key: give exportd the public one"
+    )
 
 
 def test_an_unknown_algorithm_lists_the_choices() -> None:
@@ -286,6 +353,7 @@ def test_asymmetric_algorithms_take_a_pem_public_key(algorithm: str) -> None:
 
 def test_secrets_stay_out_of_the_repr() -> None:
     env = MINIMAL | {
+        "EXPORTD_S3_ACCESS_KEY_ID": "s3-key-id",
         "EXPORTD_S3_SECRET_ACCESS_KEY": "s3-secret-value",
         "EXPORTD_SMTP_PASSWORD": "smtp-secret-value",
     }
@@ -310,6 +378,8 @@ def test_as_env_round_trips_customised_settings() -> None:
         catalog_path=Path("/srv/exportd/catalog.toml"),
         host="127.0.0.1",
         port=9090,
+        public_url="https://exports.example.com/base/",
+        trusted_proxies="10.0.0.0/8, 192.168.1.1",
         jwt_secret="",
         jwt_public_key=pem,
         jwt_algorithm="RS256",
@@ -321,6 +391,7 @@ def test_as_env_round_trips_customised_settings() -> None:
         s3_access_key_id="AKIAEXAMPLE",
         s3_secret_access_key="it's a 'quoted' secret=with=equals",
         s3_prefix="tenant-exports/v2",
+        s3_public_endpoint_url="https://files.example.com",
         part_size=16 * MIB,
         parts_in_flight=4,
         smtp_host="smtp.example.com",
@@ -330,6 +401,12 @@ def test_as_env_round_trips_customised_settings() -> None:
         smtp_tls="starttls",
         mail_from="Exports <exports@example.com>",
         allow_recipient_override=True,
+        message_id_domain="mail.example.com",
+        webhook_allow_private=True,
+        webhook_timeout=timedelta(seconds=3),
+        webhook_max_attempts=5,
+        webhook_retry_base=timedelta(seconds=1),
+        webhook_retry_max=timedelta(minutes=2),
         workers=8,
         lease=timedelta(seconds=45),
         sweep_interval=timedelta(milliseconds=1500),
@@ -341,7 +418,8 @@ def test_as_env_round_trips_customised_settings() -> None:
         max_body_bytes=128 * 1024,
         page_size_max=50,
         retention=timedelta(days=30),
-        link_ttl=timedelta(hours=6),
+        history=timedelta(days=365),
+        link_ttl=timedelta(minutes=15),
         log_format="console",
         log_level="debug",
     )

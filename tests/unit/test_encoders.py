@@ -1,21 +1,16 @@
-"""The bytes of an export: file kinds, compression sinks, object headers and part sizes, and
-the ready mail (Parquet is in test_parquet.py)."""
+"""The bytes of an export: file kinds, compression sinks, object headers and part sizes
+(Parquet is in test_parquet.py, the mails in test_mail.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
-from dataclasses import replace
-from datetime import UTC, datetime
-from email import message_from_bytes, policy
-from email.message import EmailMessage, Message
 
 import pytest
 import zstandard
 
 from exportd.export.compress import CHUNK, DEPTH, Compressing, Direct, codec, sink_for
 from exportd.export.formats import content_type, extension
-from exportd.notify.message import MailUnbuildable, ReadyMail, compose, human_size, message_id
 from exportd.storage.writer import content_disposition, part_size_for
 
 
@@ -149,91 +144,3 @@ def test_content_disposition_has_ascii_fallback_and_utf8_name(name: str, header:
 )
 def test_part_size_doubles_every_thousand_parts(part: int, multiple: int) -> None:
     assert part_size_for(part, 8 * 1024 * 1024) == multiple * 8 * 1024 * 1024
-
-
-# --- the ready mail ---------------------------------------------------------------
-
-MAIL = ReadyMail(
-    export_id="0b6c3f4e-8d1a-4c2b-9e5f-7a6b5c4d3e2f",
-    recipient="alice@example.com",
-    file_name="Q3 <orders> & refunds.csv.gz",
-    size=1_234_567,
-    rows=12_345,
-    url="https://s3.example/bucket/key?X-Amz-Signature=abc&X-Amz-Expires=3600",
-    link_expires_at=datetime(2025, 3, 4, 5, 6, tzinfo=UTC),
-)
-
-
-def delivered(message: Message) -> EmailMessage:
-    """The message as a receiver parses the bytes it was sent."""
-    parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
-    assert isinstance(parsed, EmailMessage)
-    return parsed
-
-
-def test_compose_sets_the_headers() -> None:
-    msg = delivered(compose(MAIL, sender="exports@example.com"))
-    assert msg["From"] == "exports@example.com"
-    assert msg["To"] == "alice@example.com"
-    assert msg["Subject"] == "Your export Q3 <orders> & refunds.csv.gz is ready"
-    assert msg["Message-ID"] == "<export.0b6c3f4e-8d1a-4c2b-9e5f-7a6b5c4d3e2f@exportd>"
-    assert msg["Date"]
-
-
-def test_compose_has_text_and_html_with_file_name_and_link() -> None:
-    msg = delivered(compose(MAIL, sender="exports@example.com"))
-    assert msg.get_content_type() == "multipart/alternative"
-    text, html = (part.get_content() for part in msg.iter_parts())
-    assert "File: Q3 <orders> & refunds.csv.gz (1.2 MB, 12,345 rows)" in text
-    assert f"Download: {MAIL.url}" in text
-    assert "The link works until 2025-03-04 05:06 UTC." in text
-    assert "<strong>Q3 &lt;orders&gt; &amp; refunds.csv.gz</strong>" in html
-    assert 'href="https://s3.example/bucket/key?X-Amz-Signature=abc&amp;X-Amz-Expires=3600"' in html
-
-
-def test_message_id_is_stable_per_export() -> None:
-    first = compose(MAIL, sender="exports@example.com")
-    again = compose(MAIL, sender="exports@example.com")
-    other = compose(replace(MAIL, export_id="another"), sender="exports@example.com")
-    assert first["Message-ID"] == again["Message-ID"] == message_id(MAIL.export_id)
-    assert other["Message-ID"] == "<export.another@exportd>"
-
-
-@pytest.mark.parametrize(
-    ("size", "text"),
-    [
-        (0, "0 bytes"),
-        (999, "999 bytes"),
-        (1_000, "1.0 KB"),
-        (1_234_567, "1.2 MB"),
-        (5 * 10**9, "5.0 GB"),
-        (2 * 10**15, "2000.0 TB"),
-    ],
-)
-def test_human_size(size: int, text: str) -> None:
-    assert human_size(size) == text
-
-
-@pytest.mark.parametrize(
-    ("recipient", "sender"),
-    [
-        ("a@b.example\r\nBcc: victim@evil.example", "exports@example.com"),
-        ("not an address", "exports@example.com"),
-        ("alice@example.com", "Exports\r\nBcc: x <exports@example.com>"),
-    ],
-)
-def test_a_mail_that_cannot_be_built_safely_is_a_permanent_failure(
-    recipient: str, sender: str
-) -> None:
-    with pytest.raises(MailUnbuildable) as caught:
-        compose(replace(MAIL, recipient=recipient), sender=sender)
-
-    assert caught.value.code == "mail_unbuildable"
-    assert caught.value.retryable is False
-
-
-def test_a_display_name_sender_is_encoded_and_kept() -> None:
-    msg = delivered(compose(MAIL, sender="Ünïcode Exports <exports@example.com>"))
-
-    assert msg["From"].addresses[0].display_name == "Ünïcode Exports"
-    assert msg["From"].addresses[0].addr_spec == "exports@example.com"

@@ -1,4 +1,4 @@
-"""The API's JSON shapes: an export as JSON, ETags, page cursors and If-None-Match."""
+"""The public JSON of an export, and what the routes add: ETags, page cursors, If-None-Match."""
 
 from __future__ import annotations
 
@@ -10,9 +10,14 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from exportd.api.render import decode_cursor, encode_cursor, etag, export_json, if_none_match
+from exportd.api.render import decode_cursor, encode_cursor, etag, if_none_match
 from exportd.db.rows import ExportRow
 from exportd.errors import InvalidCursor
+from exportd.model import Status
+from exportd.public import export_json
+
+BASE = "https://exports.example.com"
+URL = f"{BASE}/v1/exports/0b6c3f4e-8d1a-4c2b-9e5f-7a6b5c4d3e2f"
 
 EXPORT_ID = uuid.UUID("0b6c3f4e-8d1a-4c2b-9e5f-7a6b5c4d3e2f")
 CREATED = datetime(2025, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
@@ -47,6 +52,8 @@ QUEUED = ExportRow(
     notified_at=None,
     mail_attempted_at=None,
     expires_at=None,
+    download_count=0,
+    last_download_at=None,
     version=1,
 )
 SUCCEEDED = replace(
@@ -67,6 +74,8 @@ SUCCEEDED = replace(
     expires_at=CREATED + timedelta(days=7),
     version=4,
 )
+# Still offered: its expiry is ahead.
+OFFERED = replace(SUCCEEDED, expires_at=datetime.now(UTC) + timedelta(days=7))
 
 
 def cursor_of(value: object) -> str:
@@ -78,8 +87,9 @@ def cursor_of(value: object) -> str:
 
 
 def test_queued_export_has_request_fields_and_no_result() -> None:
-    assert export_json(QUEUED, download_url=None) == {
+    assert export_json(QUEUED, base_url=BASE) == {
         "id": str(EXPORT_ID),
+        "url": URL,
         "status": "queued",
         "export": "orders",
         "params": {"since": "2025-01-01", "status": None},
@@ -92,6 +102,7 @@ def test_queued_export_has_request_fields_and_no_result() -> None:
         "attempts": 0,
         "error": None,
         "result": None,
+        "downloads": {"count": 0, "last_at": None},
         "created_at": "2025-03-04T05:06:07.891011+00:00",
         "started_at": None,
         "finished_at": None,
@@ -101,30 +112,48 @@ def test_queued_export_has_request_fields_and_no_result() -> None:
     }
 
 
-def test_queued_export_ignores_a_download_url() -> None:
-    assert export_json(QUEUED, download_url="https://s3.example/x")["result"] is None
-
-
-def test_succeeded_export_has_its_result() -> None:
-    body = export_json(SUCCEEDED, download_url="https://s3.example/x?sig=1")
+def test_succeeded_export_has_its_result_and_the_download_route() -> None:
+    downloaded = replace(OFFERED, download_count=2, last_download_at=CREATED + timedelta(hours=1))
+    body = export_json(downloaded, base_url=BASE)
     assert body["result"] == {
-        "download_url": "https://s3.example/x?sig=1",
+        "download_url": f"{URL}/download",
         "file_name": "orders.csv.gz",
         "size": 4096,
         "rows": 120,
         "sha256": "ab" * 32,
         "content_type": "application/gzip",
         "as_of": "2025-03-04T05:06:08.891011+00:00",
-        "expires_at": "2025-03-11T05:06:07.891011+00:00",
+        "expires_at": OFFERED.expires_at.isoformat() if OFFERED.expires_at else None,
     }
+    assert body["downloads"] == {"count": 2, "last_at": "2025-03-04T06:06:07.891011+00:00"}
     assert body["progress"] == {"rows": 120, "bytes": 4096}
     assert body["finished_at"] == "2025-03-04T05:06:09.891011+00:00"
     assert body["notified_at"] == "2025-03-04T05:06:10.891011+00:00"
     assert (body["status"], body["attempts"], body["version"]) == ("succeeded", 1, 4)
 
 
-def test_succeeded_export_past_its_link_has_a_null_download_url() -> None:
-    assert export_json(SUCCEEDED, download_url=None)["result"]["download_url"] is None
+def test_succeeded_export_past_its_expiry_has_no_download_url() -> None:
+    assert export_json(SUCCEEDED, base_url=BASE)["result"]["download_url"] is None
+
+
+def test_expired_export_keeps_its_result_without_a_download_url() -> None:
+    body = export_json(replace(OFFERED, status="expired"), base_url=BASE)
+    assert body["status"] == "expired"
+    assert body["result"]["download_url"] is None
+    assert (body["result"]["rows"], body["result"]["sha256"]) == (120, "ab" * 32)
+
+
+def test_an_event_shows_the_export_as_it_was_then() -> None:
+    # A webhook for `succeeded` delivered after the file expired.
+    body = export_json(replace(OFFERED, status="expired"), base_url=BASE, status=Status.SUCCEEDED)
+    assert body["status"] == "succeeded"
+    assert body["result"]["download_url"] == f"{URL}/download"
+
+
+def test_no_presigned_or_storage_detail_is_public() -> None:
+    text = json.dumps(export_json(OFFERED, base_url=BASE))
+    assert OFFERED.object_key is not None and OFFERED.object_key not in text
+    assert "X-Amz" not in text
 
 
 def test_failed_export_has_its_error_and_no_result() -> None:
@@ -135,7 +164,7 @@ def test_failed_export_has_its_error_and_no_result() -> None:
         error_message="The query failed.",
         error_id="5f1c0ffee0c0ffee",
     )
-    body = export_json(failed, download_url=None)
+    body = export_json(failed, base_url=BASE)
     assert body["error"] == {
         "code": "query_failed",
         "message": "The query failed.",
@@ -145,7 +174,7 @@ def test_failed_export_has_its_error_and_no_result() -> None:
 
 
 def test_export_json_is_json_serialisable() -> None:
-    body = export_json(SUCCEEDED, download_url="https://s3.example/x")
+    body = export_json(OFFERED, base_url=BASE)
     assert json.loads(json.dumps(body)) == body
 
 
@@ -161,17 +190,27 @@ def test_etag_is_the_quoted_version() -> None:
 
 
 def test_cursor_round_trips() -> None:
-    assert decode_cursor(encode_cursor(SUCCEEDED)) == (CREATED, EXPORT_ID)
+    assert decode_cursor(encode_cursor(CREATED, EXPORT_ID), uuid.UUID) == (CREATED, EXPORT_ID)
+
+
+def test_cursor_round_trips_a_row_number() -> None:
+    assert decode_cursor(encode_cursor(CREATED, 42), int) == (CREATED, 42)
+
+
+@pytest.mark.parametrize("row_id", ["0", "-1", str(2**63), "1.5", "0x10"])
+def test_cursor_with_a_row_number_out_of_range_is_invalid(row_id: str) -> None:
+    with pytest.raises(InvalidCursor):
+        decode_cursor(cursor_of(["2025-03-04T05:06:07+00:00", row_id]), int)
 
 
 def test_cursor_is_url_safe_without_padding() -> None:
-    cursor = encode_cursor(SUCCEEDED)
+    cursor = encode_cursor(CREATED, EXPORT_ID)
     assert set(cursor) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 def test_cursor_from_another_offset_decodes_to_the_same_instant_in_utc() -> None:
     plus_two = CREATED.astimezone(timezone(timedelta(hours=2)))
-    created, export_id = decode_cursor(encode_cursor(replace(QUEUED, created_at=plus_two)))
+    created, export_id = decode_cursor(encode_cursor(plus_two, EXPORT_ID), uuid.UUID)
     assert created == CREATED
     assert created.utcoffset() == timedelta(0)
     assert export_id == EXPORT_ID
@@ -198,18 +237,18 @@ def test_cursor_from_another_offset_decodes_to_the_same_instant_in_utc() -> None
 )
 def test_garbage_cursor_is_invalid(cursor: str) -> None:
     with pytest.raises(InvalidCursor):
-        decode_cursor(cursor)
+        decode_cursor(cursor, uuid.UUID)
 
 
 @pytest.mark.parametrize("export_id", [7, ["x"], {"id": 1}])
 def test_cursor_with_non_string_id_is_invalid(export_id: object) -> None:
     with pytest.raises(InvalidCursor):
-        decode_cursor(cursor_of(["2025-03-04T05:06:07+00:00", export_id]))
+        decode_cursor(cursor_of(["2025-03-04T05:06:07+00:00", export_id]), uuid.UUID)
 
 
 def test_cursor_with_naive_timestamp_is_invalid() -> None:
     with pytest.raises(InvalidCursor):
-        decode_cursor(cursor_of(["2025-03-04T05:06:07", str(EXPORT_ID)]))
+        decode_cursor(cursor_of(["2025-03-04T05:06:07", str(EXPORT_ID)]), uuid.UUID)
 
 
 @pytest.mark.parametrize(
@@ -217,11 +256,11 @@ def test_cursor_with_naive_timestamp_is_invalid() -> None:
 )
 def test_cursor_with_out_of_range_timestamp_is_invalid(created: str) -> None:
     with pytest.raises(InvalidCursor):
-        decode_cursor(cursor_of([created, str(EXPORT_ID)]))
+        decode_cursor(cursor_of([created, str(EXPORT_ID)]), uuid.UUID)
 
 
 def test_cursor_at_the_edge_of_the_range_decodes() -> None:
-    created, _ = decode_cursor(cursor_of(["9999-12-31T23:59:59+00:00", str(EXPORT_ID)]))
+    created, _ = decode_cursor(cursor_of(["9999-12-31T23:59:59+00:00", str(EXPORT_ID)]), uuid.UUID)
     assert created == datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 

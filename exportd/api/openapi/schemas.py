@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Final
 
-from exportd.api.request_schema import CSV_OPTIONS, Schema, export_request
+from exportd.api.openapi.followups import FOLLOWUP_SCHEMAS
+from exportd.api.openapi.parts import COUNT, MAYBE_TIMESTAMP, TIMESTAMP
+from exportd.api.openapi.requests import CSV_OPTIONS, Schema, export_request
 from exportd.export.catalog import Catalog
 from exportd.export.formats import COMPRESSIONS, FORMATS
 from exportd.export.params import PARAM_TYPES
 from exportd.model import Status
-
-TIMESTAMP: Final[Schema] = {"type": "string", "format": "date-time"}
-MAYBE_TIMESTAMP: Final[Schema] = {"type": ["string", "null"], "format": "date-time"}
-COUNT: Final[Schema] = {"type": "integer", "minimum": 0}
 
 ERROR: Final[Schema] = {
     "type": ["object", "null"],
@@ -44,7 +42,8 @@ RESULT: Final[Schema] = {
         "download_url": {
             "type": ["string", "null"],
             "format": "uri",
-            "description": "Presigned when read; null once the file has expired.",
+            "description": "exportd's download route (GET it with your token: a 302 to the "
+            "file); null once the file has expired.",
         },
         "file_name": {"type": "string"},
         "size": COUNT,
@@ -60,6 +59,7 @@ EXPORT: Final[Schema] = {
     "type": "object",
     "required": [
         "id",
+        "url",
         "status",
         "export",
         "params",
@@ -72,6 +72,7 @@ EXPORT: Final[Schema] = {
         "attempts",
         "error",
         "result",
+        "downloads",
         "created_at",
         "started_at",
         "finished_at",
@@ -81,6 +82,7 @@ EXPORT: Final[Schema] = {
     ],
     "properties": {
         "id": {"type": "string", "format": "uuid"},
+        "url": {"type": "string", "format": "uri", "description": "This export in the API."},
         "status": {"enum": list(Status)},
         "export": {"type": "string"},
         "params": {"type": "object"},
@@ -97,6 +99,11 @@ EXPORT: Final[Schema] = {
         "attempts": COUNT,
         "error": ERROR,
         "result": RESULT,
+        "downloads": {
+            "type": "object",
+            "required": ["count", "last_at"],
+            "properties": {"count": COUNT, "last_at": MAYBE_TIMESTAMP},
+        },
         "created_at": TIMESTAMP,
         "started_at": MAYBE_TIMESTAMP,
         "finished_at": MAYBE_TIMESTAMP,
@@ -197,4 +204,5 @@ def components(catalog: Catalog) -> Schema:
         "Problem": PROBLEM,
         "Health": HEALTH,
         "Ready": READY,
+        **FOLLOWUP_SCHEMAS,
     }

@@ -1,0 +1,71 @@
+"""What an export reaching a final state queues, in the same transaction as the change: its
+webhook deliveries (one job each), its mail and its expiry. Committed together or not at all,
+so no event is lost and none is queued for a change that did not happen."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final, Self
+
+from exportd.config import Settings
+from exportd.db.pool import Executor
+from exportd.model import Event
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Followups:
+    """The attempts the queued jobs get, and how long a failed or canceled export's leftovers
+    wait to be cleaned: past any lease, so no attempt still writes under its prefix."""
+
+    attempts: int
+    webhook_attempts: int
+    cleanup_after: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(
+            attempts=settings.max_attempts,
+            webhook_attempts=settings.webhook_max_attempts,
+            cleanup_after=2 * settings.lease,
+        )
+
+
+# Every endpoint of the export's tenant that subscribed to the event gets a delivery and a
+# job for it (its INSERT trigger wakes the dispatchers).
+QUEUE_WEBHOOKS: Final = """
+WITH export AS (SELECT id, tenant FROM exports WHERE id = $1),
+delivery AS (
+    INSERT INTO webhook_deliveries (id, webhook_id, export_id, event)
+    SELECT gen_random_uuid(), webhooks.id, export.id, $2
+    FROM webhooks JOIN export ON webhooks.tenant = export.tenant
+    WHERE $2 = ANY (webhooks.events)
+    RETURNING id
+)
+INSERT INTO jobs (kind, export_id, tenant, max_attempts, delivery_id)
+SELECT 'webhook', export.id, export.tenant, $3, delivery.id FROM delivery, export"""
+
+# A succeeded export's file goes at its expiry; a failed or canceled one's leftovers soon.
+QUEUE_EXPIRE: Final = """
+INSERT INTO jobs (kind, export_id, tenant, max_attempts, ready_at)
+SELECT 'expire', id, tenant, $2, coalesce(expires_at, now() + $3::interval)
+FROM exports WHERE id = $1
+ON CONFLICT (export_id, kind) WHERE kind <> 'webhook' DO NOTHING"""
+
+QUEUE_NOTIFY: Final = """
+INSERT INTO jobs (kind, export_id, tenant, max_attempts)
+SELECT 'notify', id, tenant, $2 FROM exports WHERE id = $1
+ON CONFLICT (export_id, kind) WHERE kind <> 'webhook' DO NOTHING"""
+
+
+async def export_finished(
+    conn: Executor, export_id: uuid.UUID, event: Event, followups: Followups
+) -> None:
+    """Queue what follows `event`: webhooks always; the owner's mail on success or failure;
+    the expiry (or cleanup) unless the file has just expired."""
+    await conn.execute(QUEUE_WEBHOOKS, export_id, event, followups.webhook_attempts)
+    if event in (Event.SUCCEEDED, Event.FAILED):
+        await conn.execute(QUEUE_NOTIFY, export_id, followups.attempts)
+    if event != Event.EXPIRED:
+        await conn.execute(QUEUE_EXPIRE, export_id, followups.attempts, followups.cleanup_after)

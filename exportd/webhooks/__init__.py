@@ -1,0 +1,1 @@
+"""Webhooks: tenants' endpoints told when an export finishes, signed per Standard Webhooks."""
