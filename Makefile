@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck pytest test-unit test-api test-process clean nginx zstd bench \
-	bench-quick bench-replicas
+.PHONY: dev test lint typecheck pytest test-unit test-api test-process test-browser clean nginx \
+	chromium zstd bench bench-quick bench-replicas screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) nginx
+pytest: $(STAMP) nginx chromium
 	$(BIN)/pytest
+
+# The README's pictures: docs/screenshots/ (page.png and the page's other steps, cli.svg) made
+# afresh by the two tests that take them. Other runs write them to pytest's tmp folder.
+screenshots: $(STAMP) nginx chromium
+	EXPORTD_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser/test_browser.py \
+		tests/process/test_client_cli.py::test_progress_on_a_terminal_advances_and_makes_the_screenshot
 
 # The tiers on their own: no servers; the app in-process on real servers; real processes.
 test-unit: $(STAMP)
@@ -40,9 +46,16 @@ test-api: $(STAMP)
 test-process: $(STAMP) nginx
 	$(BIN)/pytest tests/process
 
+test-browser: $(STAMP) nginx chromium
+	$(BIN)/pytest tests/browser
+
 # The replica tests put nginx (Debian's nginx-light) in front of exportd; install it if missing.
 nginx:
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || (apt-get update && apt-get install -y nginx-light)
+
+# The web page's tests drive Debian's chromium (Playwright cannot download its browsers here).
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 # Export speed against COPY and a user's script, same query, one run: ~1.2 GB of CSV.
 bench: $(STAMP) zstd

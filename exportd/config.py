@@ -9,10 +9,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final, Literal, Self
 
-import jwt
-
 from exportd.envvars import (
     dsn_problems,
+    jwt_problems,
     mentions,
     networks,
     parse,
@@ -29,8 +28,20 @@ S3_MIN_PART = 5 * MIB
 
 SmtpTls = Literal["none", "starttls", "tls"]
 LogFormat = Literal["json", "console"]
-JWT_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384")
 SCHEMA_NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+# Settings that count something and must be at least 1.
+COUNTS: Final = [
+    "workers",
+    "max_attempts",
+    "tenant_max_running",
+    "tenant_max_queued",
+    "max_waiters",
+    "tenant_max_waiters",
+    "parts_in_flight",
+    "webhook_max_attempts",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,6 +110,9 @@ class Settings:
     # Fairness: running builds per tenant (fleet-wide), and queued exports before 429.
     tenant_max_running: int = 2
     tenant_max_queued: int = 500
+    # Long-polls waiting at once on this replica, and per tenant; more are answered 429.
+    max_waiters: int = 20_000
+    tenant_max_waiters: int = 2_000
     idempotency_ttl: timedelta = timedelta(hours=24)
     # API
     max_wait: timedelta = timedelta(seconds=60)
@@ -106,6 +120,8 @@ class Settings:
     # A request body that has not fully arrived by then is answered 408 (slow clients).
     body_timeout: timedelta = timedelta(seconds=10)
     page_size_max: int = 100
+    # The web page at / (static files that use this API with a bearer token).
+    web_ui: bool = True
     # Files: offered for `retention`, then deleted; rows purged after `history`.
     retention: timedelta = timedelta(days=7)
     history: timedelta = timedelta(days=90)
@@ -173,14 +189,10 @@ class Settings:
 
     def problems(self) -> list[str]:
         """What is wrong with these settings; each line names the variable to fix."""
-        checks = [
-            (self.workers >= 1, "EXPORTD_WORKERS must be at least 1"),
-            (self.max_attempts >= 1, "EXPORTD_MAX_ATTEMPTS must be at least 1"),
-            (self.tenant_max_running >= 1, "EXPORTD_TENANT_MAX_RUNNING must be at least 1"),
-            (self.tenant_max_queued >= 1, "EXPORTD_TENANT_MAX_QUEUED must be at least 1"),
+        checks = [(getattr(self, n) >= 1, f"{env_name(n)} must be at least 1") for n in COUNTS]
+        checks += [
             (1 <= self.port <= 65535, "EXPORTD_PORT must be a TCP port"),
             (self.part_size >= S3_MIN_PART, f"EXPORTD_PART_SIZE must be at least {S3_MIN_PART}"),
-            (self.parts_in_flight >= 1, "EXPORTD_PARTS_IN_FLIGHT must be at least 1"),
             (self.lease >= timedelta(seconds=2), "EXPORTD_LEASE_S must be at least 2"),
             (self.sweep_interval > timedelta(0), "EXPORTD_SWEEP_INTERVAL_S must be positive"),
             (
@@ -195,7 +207,6 @@ class Settings:
                 "EXPORTD_HISTORY_S must be at least EXPORTD_RETENTION_S",
             ),
             (self.link_ttl >= timedelta(seconds=1), "EXPORTD_LINK_TTL_S must be at least 1"),
-            (self.webhook_max_attempts >= 1, "EXPORTD_WEBHOOK_MAX_ATTEMPTS must be at least 1"),
             (self.webhook_timeout > timedelta(0), "EXPORTD_WEBHOOK_TIMEOUT_S must be positive"),
             (
                 bool(self.s3_access_key_id) == bool(self.s3_secret_access_key),
@@ -238,37 +249,7 @@ class Settings:
             problems.append("EXPORTD_MAIL_TEMPLATES must be a folder")
         if self.source_database_url:
             problems += dsn_problems("EXPORTD_SOURCE_DATABASE_URL", self.source_database_url)
-        return problems + self._jwt_problems()
-
-    def _jwt_problems(self) -> list[str]:
-        """The signing key, loaded now and matched to its algorithm: a wrong one is found at
-        start, not by every request after it."""
-        if self.jwt_algorithm not in JWT_ALGORITHMS:
-            return [f"EXPORTD_JWT_ALGORITHM must be one of {', '.join(JWT_ALGORITHMS)}"]
-        if self.jwt_algorithm.startswith("HS"):
-            if not self.jwt_secret:
-                return [f"EXPORTD_JWT_SECRET is required for {self.jwt_algorithm}"]
-            needed = min_secret_bytes(self.jwt_algorithm)
-            if len(self.jwt_secret.encode()) < needed:
-                return [
-                    f"EXPORTD_JWT_SECRET must be at least {needed} bytes for {self.jwt_algorithm}"
-                ]
-            return []
-        family = "RSA" if self.jwt_algorithm.startswith("RS") else "EC"
-        if "PRIVATE KEY" in self.jwt_public_key:  # it verifies, but must never be here
-            return ["EXPORTD_JWT_PUBLIC_KEY holds a private key: give exportd the public one"]
-        try:
-            jwt.get_algorithm_by_name(self.jwt_algorithm).prepare_key(self.jwt_public_key)
-        except (jwt.InvalidKeyError, ValueError, TypeError):
-            return [
-                f"EXPORTD_JWT_PUBLIC_KEY must be a PEM {family} public key for {self.jwt_algorithm}"
-            ]
-        return []
-
-
-def min_secret_bytes(algorithm: str) -> int:
-    """An HS* secret's least length: as long as the hash (RFC 7518 3.2)."""
-    return int(algorithm[2:]) // 8
+        return problems + jwt_problems(self.jwt_algorithm, self.jwt_secret, self.jwt_public_key)
 
 
 # What a required field holds while its own problem is reported (only ever str and Path).

@@ -10,8 +10,10 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
+
+import jwt
 
 from exportd.errors import ConfigError
 
@@ -111,11 +113,17 @@ def mentions(problem: str, variables: set[str]) -> bool:
     return any(re.search(rf"\b{name}\b", problem) for name in variables)
 
 
+# Read by the `exportd` client commands (exports, types), never by a replica: set in the
+# same shell as a replica's settings, they are not typos.
+CLIENT_VARIABLES: Final = frozenset({"EXPORTD_URL", "EXPORTD_TOKEN"})
+
+
 def unknown_variables(env: Mapping[str, str], prefix: str, known: set[str]) -> list[str]:
     """Variables with the prefix that set nothing: a typo (EXPORTD_RETRY_MAX for ..._S)
     would otherwise leave a default in force without a word."""
     problems = []
-    for name in sorted(k for k in env if k.startswith(prefix) and k not in known):
+    ignored = known | CLIENT_VARIABLES
+    for name in sorted(k for k in env if k.startswith(prefix) and k not in ignored):
         # Compared without the prefix every name shares, which would make anything look close.
         close = difflib.get_close_matches(
             name.removeprefix(prefix), [k.removeprefix(prefix) for k in known], n=1, cutoff=0.75
@@ -123,3 +131,33 @@ def unknown_variables(env: Mapping[str, str], prefix: str, known: set[str]) -> l
         hint = f"; did you mean {prefix}{close[0]}?" if close else ""
         problems.append(f"{name} is not an exportd setting{hint}")
     return problems
+
+
+JWT_ALGORITHMS: Final = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384")
+
+
+def min_secret_bytes(algorithm: str) -> int:
+    """An HS* secret's least length: as long as the hash (RFC 7518 3.2)."""
+    return int(algorithm[2:]) // 8
+
+
+def jwt_problems(algorithm: str, secret: str, public_key: str) -> list[str]:
+    """The signing key, loaded now and matched to its algorithm: a wrong one is found at
+    start, not by every request after it."""
+    if algorithm not in JWT_ALGORITHMS:
+        return [f"EXPORTD_JWT_ALGORITHM must be one of {', '.join(JWT_ALGORITHMS)}"]
+    if algorithm.startswith("HS"):
+        if not secret:
+            return [f"EXPORTD_JWT_SECRET is required for {algorithm}"]
+        needed = min_secret_bytes(algorithm)
+        if len(secret.encode()) < needed:
+            return [f"EXPORTD_JWT_SECRET must be at least {needed} bytes for {algorithm}"]
+        return []
+    family = "RSA" if algorithm.startswith("RS") else "EC"
+    if "PRIVATE KEY" in public_key:  # it verifies, but must never be here
+        return ["EXPORTD_JWT_PUBLIC_KEY holds a private key: give exportd the public one"]
+    try:
+        jwt.get_algorithm_by_name(algorithm).prepare_key(public_key)
+    except (jwt.InvalidKeyError, ValueError, TypeError):
+        return [f"EXPORTD_JWT_PUBLIC_KEY must be a PEM {family} public key for {algorithm}"]
+    return []

@@ -133,6 +133,10 @@ class TooManyQueued(ExportdError):
     status, code, title = 429, "too_many_queued", "Too many queued exports"
 
 
+class TooManyWaiters(ExportdError):
+    status, code, title = 429, "too_many_waiters", "Too many long-polls waiting"
+
+
 class ServiceUnavailable(ExportdError):
     status, code, title = 503, "unavailable", "Service temporarily unavailable"
 

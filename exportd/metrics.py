@@ -162,6 +162,17 @@ class Metrics:
             "Long-polls (and running jobs) waiting on a change.",
             registry=r,
         )
+        self.longpoll_reads = Counter(
+            "exportd_longpoll_reads",
+            "Reads of an export made for its long-poll waiters: one per change, however many wait.",
+            registry=r,
+        )
+        self.longpolls_refused = Counter(
+            "exportd_longpolls_refused",
+            "Long-polls answered 429 because too many were waiting, by scope: replica or tenant.",
+            ["scope"],
+            registry=r,
+        )
         self.pool_connections = Gauge(
             "exportd_db_pool_connections",
             "Connections of the queue database's pool.",
@@ -189,6 +200,8 @@ class Metrics:
         self.exports_refused.labels(reason="too_many_queued")
         for route in ("api", "link"):
             self.downloads.labels(route=route)
+        for scope in ("replica", "tenant"):
+            self.longpolls_refused.labels(scope=scope)
         for outcome in ("delivered", "failed", "refused"):
             self.webhook_attempts.labels(outcome=outcome)
 

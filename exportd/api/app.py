@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 import structlog
 from aiohttp import web
 
-from exportd.api import catalog_routes, downloads, exports, ops, webhooks
+from exportd.api import catalog_routes, downloads, exports, ops, page, webhooks
 from exportd.api.auth import Verifier
 from exportd.api.keys import (
     CATALOG,
@@ -19,16 +19,23 @@ from exportd.api.keys import (
     SERVICES,
     SETTINGS,
     VERIFIER,
+    WATCH,
     Role,
     Services,
 )
 from exportd.api.middleware import log_context_middleware, problem_middleware
+from exportd.api.watch import Watch
 from exportd.config import Settings
 from exportd.envvars import networks
 from exportd.export.catalog import Catalog
 from exportd.metrics import Metrics
+from exportd.public import export_json
 
 log = structlog.get_logger(__name__)
+
+# Long-polls' shared reads use at most this many of the pool's connections at once, so a
+# burst of changes cannot crowd out the workers' writes and the API's own queries.
+READ_GATE: Final = 3
 
 App: TypeAlias = web.Application
 # Opens the process's services (pools, S3, listener, workers) and closes them on exit.
@@ -52,6 +59,7 @@ def create_app(
     async def services(app: web.Application) -> AsyncIterator[None]:
         async with lifespan() as opened:
             app[SERVICES] = opened
+            app[WATCH] = watch_exports(settings, opened, metrics)
             yield
 
     app.cleanup_ctx.append(services)
@@ -61,14 +69,33 @@ def create_app(
         app.add_routes(downloads.routes)
         app.add_routes(webhooks.routes)
         app.add_routes(catalog_routes.routes)
+        if settings.web_ui:
+            app.add_routes(page.routes())
     app.add_routes(ops.routes)
     return app
+
+
+def watch_exports(settings: Settings, services: Services, metrics: Metrics) -> Watch:
+    """The long-poll hub, told by the listener of every change, queue move and reconnect."""
+    base_url = settings.base_url
+    watch = Watch(
+        services.pool,
+        lambda export, standing: export_json(export, base_url=base_url, standing=standing),
+        metrics,
+        tenant_cap=settings.tenant_max_running,
+        max_waiters=settings.max_waiters,
+        tenant_max_waiters=settings.tenant_max_waiters,
+        read_gate=READ_GATE,
+    )
+    services.listener.on_export(watch.export_changed)
+    services.listener.on_queue(watch.queue_moved)
+    services.listener.on_connect(watch.reconnected)
+    return watch
 
 
 async def begin_shutdown(app: web.Application) -> None:
     """First step of a graceful stop (the listening socket is already closed): claim nothing
     more, and answer every long-poll with what it has now."""
     log.info("shutdown.started")
-    services = app[SERVICES]
-    services.stop_claiming()
-    services.listener.release_waiters()
+    app[SERVICES].stop_claiming()
+    app[WATCH].release()

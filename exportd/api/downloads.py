@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import structlog
@@ -54,12 +55,18 @@ def _client(request: web.Request) -> Client:
     return Client(address=client_address(request, request.app[PROXIES]), user_agent=agent)
 
 
+def _wants_json(request: web.Request) -> bool:
+    """A script or a page (fetch cannot follow a redirect to another origin's S3 without
+    CORS) asks for the URL itself: `Accept: application/json`."""
+    return "application/json" in request.headers.get("Accept", "")
+
+
 async def _grant(
     request: web.Request, record: Callable[[Conn], Awaitable[Granted | None]], route: str
 ) -> web.Response | None:
     """Record the download and presign its URL, both or neither (a presign that fails, say
     role credentials that cannot refresh, leaves no download on record); None when `record`
-    finds nothing to download."""
+    finds nothing to download. The answer is a 302 to the URL, or the URL as JSON."""
     services, ttl = request.app[SERVICES], request.app[SETTINGS].link_ttl
     async with services.pool.acquire() as conn, conn.transaction():
         granted = await record(conn)
@@ -68,15 +75,13 @@ async def _grant(
         url = await services.storage.presign_get(granted.object_key, ttl)
     request.app[METRICS].downloads.labels(route=route).inc()
     log.info("export.downloaded", route=route)
-    return web.Response(
-        status=302,
-        headers={
-            "Location": url,
-            # The URL is minted for this click: no cache or referrer keeps it.
-            "Cache-Control": "no-store",
-            "Referrer-Policy": "no-referrer",
-        },
-    )
+    # The URL is minted for this click: no cache or referrer keeps it.
+    private = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    if _wants_json(request):
+        expires_at = datetime.now(UTC) + ttl
+        body = {"url": url, "expires_at": timestamp(expires_at)}
+        return web.json_response(body, headers=private)
+    return web.Response(status=302, headers={"Location": url, **private})
 
 
 def _why_not(export: ExportRow) -> Exception:

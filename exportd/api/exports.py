@@ -10,9 +10,10 @@ from typing import Any, Final
 import structlog
 from aiohttp import web
 
+from exportd.api.auth import Identity
 from exportd.api.intake import parse_create
-from exportd.api.keys import CATALOG, METRICS, SERVICES, SETTINGS
-from exportd.api.render import etag, if_none_match, page_query, page_response
+from exportd.api.keys import CATALOG, METRICS, SERVICES, SETTINGS, WATCH
+from exportd.api.render import if_none_match, page_query, page_response
 from exportd.api.requests import (
     header,
     idempotency_key,
@@ -22,9 +23,11 @@ from exportd.api.requests import (
     query,
     read_json,
 )
+from exportd.api.watch import Seen
 from exportd.db import exports
 from exportd.db.followups import Followups
 from exportd.db.rows import ExportRow
+from exportd.db.standing import Standing, queue_standing
 from exportd.errors import (
     BadRequest,
     ExportFinished,
@@ -33,7 +36,7 @@ from exportd.errors import (
     TooManyQueued,
 )
 from exportd.model import Status
-from exportd.public import export_json
+from exportd.public import etag, export_json
 
 log = structlog.get_logger(__name__)
 
@@ -42,8 +45,25 @@ QUEUED_RETRY_AFTER_S: Final = 30
 routes = web.RouteTableDef()
 
 
-def render(request: web.Request, export: ExportRow) -> dict[str, Any]:
-    return export_json(export, base_url=request.app[SETTINGS].base_url)
+def render(
+    request: web.Request, export: ExportRow, standing: Standing | None = None
+) -> dict[str, Any]:
+    return export_json(export, base_url=request.app[SETTINGS].base_url, standing=standing)
+
+
+async def read_export(
+    request: web.Request, export_id: uuid.UUID, ident: Identity
+) -> tuple[ExportRow, Standing | None]:
+    """The caller's export and, while it is queued, where it stands; ExportNotFound if none."""
+    settings, pool = request.app[SETTINGS], request.app[SERVICES].pool
+    async with pool.acquire() as conn:
+        export = await exports.get_export(conn, export_id, ident.tenant, ident.sub)
+        if export is None:
+            raise ExportNotFound()
+        if export.status != Status.QUEUED:
+            return export, None
+        found = await queue_standing(conn, [export.id], tenant_cap=settings.tenant_max_running)
+    return export, found.get(export.id)
 
 
 @routes.post("/v1/exports")
@@ -109,42 +129,34 @@ async def get_export(request: web.Request) -> web.Response:
     export_id = parse_export_id(request)
     wait, preferred = parse_wait(request)
     inm = header(request, "If-None-Match")
-    services, settings = request.app[SERVICES], request.app[SETTINGS]
-    pool, listener = services.pool, services.listener
-    # Watch before reading, so a change between the read and the wait is not missed.
-    with listener.watch(export_id) as changed:
-        export = await exports.get_export(pool, export_id, ident.tenant, ident.sub)
-        if export is None:
-            raise ExportNotFound()
-        first = export.version
-        deadline = asyncio.get_running_loop().time() + wait
+    watch = request.app[WATCH]
+    seen = watch.seen(*await read_export(request, export_id, ident))
+    first = seen.etag
 
-        def settled(row: ExportRow) -> bool:
-            if inm is not None:
-                return not if_none_match(inm, etag(row))
-            return row.terminal or row.version != first
+    def settled(state: Seen) -> bool:
+        if inm is not None:
+            return not if_none_match(inm, state.etag)
+        return state.export.terminal or state.etag != first
 
-        if wait and not settled(export):
-            log.debug("export.waiting", export_id=str(export_id), wait_s=wait)
-        while not settled(export) and not listener.closing:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                break
-            changed.clear()
-            # NOTIFY is a hint; re-read at least every sweep interval in case one was lost.
-            recheck = min(remaining, settings.sweep_interval.total_seconds())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), recheck)
-            fresh = await exports.get_export(pool, export_id, ident.tenant, ident.sub)
-            if fresh is None:
-                raise ExportNotFound()
-            export = fresh
-    headers = {"ETag": etag(export), "Cache-Control": "no-cache"}
+    if wait and not settled(seen):
+        log.debug("export.waiting", export_id=str(export_id), wait_s=wait)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        # Every waiter on this export shares one read per change (api/watch.py).
+        async with watch.waiting_on(ident.tenant, seen) as entry:
+            while True:
+                changed, seen = entry.changed, entry.latest
+                remaining = deadline - loop.time()
+                if settled(seen) or watch.closing or remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), remaining)
+    headers = {"ETag": seen.etag, "Cache-Control": "no-cache"}
     if preferred:
         headers["Preference-Applied"] = f"wait={wait:g}"
-    if if_none_match(inm, etag(export)):
+    if if_none_match(inm, seen.etag):
         return web.Response(status=304, headers=headers)
-    return web.json_response(render(request, export), headers=headers)
+    return web.Response(body=seen.body, content_type="application/json", headers=headers)
 
 
 @routes.get("/v1/exports", allow_head=False)
@@ -154,19 +166,19 @@ async def list_exports(request: web.Request) -> web.Response:
     status = query(request, "status")
     if status is not None and status not in tuple(Status):
         raise BadRequest(f"status must be one of {', '.join(Status)}")
-    rows = await exports.list_exports(
-        request.app[SERVICES].pool,
-        ident.tenant,
-        ident.sub,
-        after=after,
-        status=status,
-        limit=limit + 1,
-    )
+    async with request.app[SERVICES].pool.acquire() as conn:
+        rows = await exports.list_exports(
+            conn, ident.tenant, ident.sub, after=after, status=status, limit=limit + 1
+        )
+        queued = [r.id for r in rows[:limit] if r.status == Status.QUEUED]
+        standings = await queue_standing(
+            conn, queued, tenant_cap=request.app[SETTINGS].tenant_max_running
+        )
     return page_response(
         request,
         rows,
         limit,
         position=lambda r: (r.created_at, r.id),
-        item=lambda r: render(request, r),
+        item=lambda r: render(request, r, standings.get(r.id)),
         keep={"status": status} if status else None,
     )

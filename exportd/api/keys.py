@@ -9,6 +9,7 @@ from typing import Literal
 from aiohttp import web
 
 from exportd.api.auth import Verifier
+from exportd.api.watch import Watch
 from exportd.config import Settings
 from exportd.db.pool import Pool
 from exportd.envvars import Networks
@@ -43,5 +44,7 @@ VERIFIER = web.AppKey("verifier", Verifier)
 ROLE = web.AppKey("role", str)
 METRICS = web.AppKey("metrics", Metrics)
 SERVICES = web.AppKey("services", Services)
+# The long-poll waiters of this replica (api/watch.py).
+WATCH = web.AppKey("watch", Watch)
 # The proxies whose X-Forwarded-For is believed (EXPORTD_TRUSTED_PROXIES, parsed once).
 PROXIES: web.AppKey[Networks] = web.AppKey("proxies")

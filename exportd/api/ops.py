@@ -8,7 +8,7 @@ from typing import Final
 import structlog
 from aiohttp import web
 
-from exportd.api.keys import METRICS, ROLE, SERVICES
+from exportd.api.keys import METRICS, ROLE, SERVICES, WATCH
 from exportd.db.health import oldest_ready, queue_depth
 from exportd.db.pool import is_unavailable
 from exportd.errors import NotReady
@@ -39,7 +39,7 @@ async def metrics(request: web.Request) -> web.Response:
         metrics.clear_queue()
     else:
         metrics.set_queue(list(JobKind), depth, oldest)
-    metrics.waiters.set(services.listener.waiting)
+    metrics.waiters.set(services.listener.waiting + request.app[WATCH].waiting)
     size, idle = services.pool.get_size(), services.pool.get_idle_size()
     metrics.pool_connections.labels(state="in_use").set(size - idle)
     metrics.pool_connections.labels(state="idle").set(idle)

@@ -14,17 +14,12 @@ from aiohttp import web
 
 from exportd.api.keys import SETTINGS
 from exportd.api.requests import MAX_CURSOR, parse_limit, query
-from exportd.db.rows import ExportRow
 from exportd.errors import InvalidCursor
 
 DEFAULT_PAGE: Final = 20
 
 K = TypeVar("K")
 R = TypeVar("R")
-
-
-def etag(export: ExportRow) -> str:
-    return f'"{export.version}"'
 
 
 def encode_cursor(at: datetime, key: uuid.UUID | int) -> str:

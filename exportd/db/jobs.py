@@ -8,7 +8,7 @@ from typing import Final
 
 from exportd.db.followups import Followups, export_finished
 from exportd.db.pool import Executor, Pool
-from exportd.db.rows import BuildResult, JobRow
+from exportd.db.rows import BuildResult, JobRow, Reading
 from exportd.model import Event, JobKind
 
 # A job goes in with the row it works on; its INSERT trigger NOTIFYs on commit.
@@ -50,9 +50,11 @@ claimed AS (
     WHERE jobs.id = ranked.id AND (ranked.kind <> 'build' OR ranked.n + ranked.rn <= $4)
     RETURNING jobs.*, ranked.previous_owner
 ),
--- started: a build's export shows running and its attempt count
+-- started: a build's export shows running and its attempt count; progress starts over
 started AS (
     UPDATE exports SET status = 'running', attempts = claimed.attempts,
+                       progress_rows = 0, progress_bytes = 0, progress_rate = NULL,
+                       progress_phase = 'building',
                        started_at = coalesce(exports.started_at, now()),
                        version = exports.version + 1
     FROM claimed
@@ -85,14 +87,25 @@ async def heartbeat(conn: Executor, job: JobRow, lease: timedelta) -> bool:
 
 
 UPDATE_PROGRESS: Final = """
-UPDATE exports SET progress_rows = $3, progress_bytes = $4, version = exports.version + 1
+UPDATE exports SET progress_rows = $3, progress_bytes = $4, rows_estimate = $5,
+                   progress_rate = $6, progress_phase = $7, version = exports.version + 1
 FROM jobs
 WHERE jobs.id = $1 AND jobs.lease_token = $2 AND exports.id = jobs.export_id
   AND exports.status = 'running'"""
 
 
-async def update_progress(conn: Executor, job: JobRow, rows: int, size: int) -> bool:
-    return await conn.execute(UPDATE_PROGRESS, job.id, job.lease_token, rows, size) == "UPDATE 1"
+async def update_progress(conn: Executor, job: JobRow, reading: Reading, phase: str) -> bool:
+    status = await conn.execute(
+        UPDATE_PROGRESS,
+        job.id,
+        job.lease_token,
+        reading.rows,
+        reading.size,
+        reading.estimate,
+        reading.rate,
+        phase,
+    )
+    return status == "UPDATE 1"
 
 
 # What a running worker checks when its export changes: was it canceled?

@@ -27,6 +27,9 @@ class ExportRow:
     status: str
     progress_rows: int
     progress_bytes: int
+    rows_estimate: int | None
+    progress_rate: float | None
+    progress_phase: str | None
     attempts: int
     error_code: str | None
     error_message: str | None
@@ -63,6 +66,9 @@ class ExportRow:
             status=r["status"],
             progress_rows=r["progress_rows"],
             progress_bytes=r["progress_bytes"],
+            rows_estimate=r["rows_estimate"],
+            progress_rate=r["progress_rate"],
+            progress_phase=r["progress_phase"],
             attempts=r["attempts"],
             error_code=r["error_code"],
             error_message=r["error_message"],
@@ -87,6 +93,17 @@ class ExportRow:
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A build's progress report: rows streamed and bytes uploaded so far, the planner's row
+    estimate, and the smoothed rate (rows/s; None before the first interval)."""
+
+    rows: int
+    size: int
+    estimate: int | None
+    rate: float | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,6 +3,7 @@ encoding needs (PostgreSQL does the encoding; these only rewrite the select list
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Final
 
@@ -85,3 +86,14 @@ EXPLAIN: Final = "EXPLAIN {sql}"
 
 async def explain(conn: Executor, sql: str, args: list[Any]) -> None:
     await conn.fetch(EXPLAIN.format(sql=sql), *args)
+
+
+# The planner's row estimate for a query with these arguments: a denominator for progress,
+# as cheap as planning. An estimate only: statistics can be stale and filters misjudged.
+EXPLAIN_JSON: Final = "EXPLAIN (FORMAT JSON) {sql}"
+
+
+async def estimate_rows(conn: Executor, sql: str, args: list[Any]) -> int:
+    plan = await conn.fetchval(EXPLAIN_JSON.format(sql=sql), *args)
+    document = json.loads(plan) if isinstance(plan, str) else plan
+    return int(document[0]["Plan"]["Plan Rows"])

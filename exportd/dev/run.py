@@ -186,6 +186,7 @@ def _announce(root: Path, settings: Settings, mail_dir: Path, inbox: WebhookInbo
 exportd dev is up.
 
   API        {api_url}
+  Page       {api_url}/#token={token}
   mail       {mail_dir} (each message as an .eml file)
   webhooks   {inbox.folder} (each tenant's events, verified; also printed here)
   S3         {settings.s3_endpoint_url} bucket {settings.s3_bucket}

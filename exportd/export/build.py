@@ -15,7 +15,7 @@ import asyncpg
 from exportd.db import exports, jobs
 from exportd.db.followups import Followups
 from exportd.db.pool import Pool, is_unavailable
-from exportd.db.rows import BuildResult, ExportRow, JobRow
+from exportd.db.rows import BuildResult, ExportRow, JobRow, Reading
 from exportd.errors import ExportdError, JobFailure, LeaseLost
 from exportd.export.arrow import UnsupportedValue
 from exportd.export.catalog import Catalog
@@ -90,8 +90,8 @@ class BuildJob:
         request = self._request(export)
         media_type = content_type(export.format, export.compression)
 
-        async def report(rows: int, size: int) -> None:
-            if not await jobs.update_progress(self.pool, job, rows, size):
+        async def report(reading: Reading, phase: str = "building") -> None:
+            if not await jobs.update_progress(self.pool, job, reading, phase):
                 raise LeaseLost
 
         key = object_key(
@@ -105,6 +105,8 @@ class BuildJob:
             # Fence before the upload becomes an object: a worker that lost its claim stops here.
             if not await jobs.heartbeat(self.pool, job, self.lease):
                 raise LeaseLost
+            if meter.reported:  # someone may be watching a long build: the upload ends it
+                await report(meter.reading(), "uploading")
             stored = await writer.close()
         except BaseException:
             await asyncio.shield(writer.abort())

@@ -25,12 +25,15 @@ async def export_rows(
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             as_of = await source.snapshot_time(conn)
-            if request.export_type.rows is not None:
+            if request.export_type.rows is not None:  # a hook export: no query to plan
                 rows = await write_hook_rows(conn, request, sink, meter)
-            elif request.format == "parquet":
-                rows = await write_parquet(conn, request, sink, meter)
             else:
-                rows = await _copy(conn, request, sink, meter)
+                sql, args = request.export_type.positional_sql, request.args()
+                await meter.estimated(await source.estimate_rows(conn, sql, args))
+                if request.format == "parquet":
+                    rows = await write_parquet(conn, request, sink, meter)
+                else:
+                    rows = await _copy(conn, request, sink, meter)
         await sink.finish()
     except BaseException:
         sink.cancel()
@@ -58,11 +61,17 @@ async def _copy(conn: Conn, request: Request, sink: Sink, meter: ProgressMeter) 
         if options.get("bom"):
             await sink.write(UTF8_BOM)
 
+    uncounted = 1 if header else 0  # the header line is no row
+
     async def chunk(data: bytes) -> None:
+        nonlocal uncounted
         await sink.write(data)
         # Newlines approximate rows while streaming (quoted fields may hold newlines);
         # the exact count comes from COPY's status at the end.
-        await meter.add(data.count(b"\n"))
+        lines = data.count(b"\n")
+        skipped = min(lines, uncounted)
+        uncounted -= skipped
+        await meter.add(lines - skipped)
 
     status = await conn.copy_from_query(
         sql,

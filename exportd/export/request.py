@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -9,11 +10,16 @@ from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
 from exportd.db.pool import Conn
+from exportd.db.rows import Reading
 from exportd.export.definition import ExportType
 
 BATCH_ROWS: Final = 5_000  # rows per batch where Python sees rows (cursor, hook exports)
 
-Progress = Callable[[int, int], Awaitable[None]]
+# How fast the smoothed rate follows a change: a reading this many seconds old weighs 1/e.
+RATE_TIME_CONSTANT_S: Final = 10.0
+
+
+Progress = Callable[[Reading], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,18 +78,40 @@ class Sized(Protocol):
 
 
 class ProgressMeter:
-    """Counts rows as they pass and reports (rows, bytes uploaded) at most once per interval."""
+    """Counts rows as they pass and reports a Reading at most once per interval, with the
+    rate smoothed by an exponentially weighted moving average over time (not over reports,
+    so an irregular stream does not skew it)."""
 
     def __init__(self, report: Progress, interval: timedelta, writer: Sized) -> None:
         self._report = report
         self._interval = interval.total_seconds()
         self._writer = writer
         self._last = time.monotonic()
+        self._last_rows = 0
         self.rows = 0
+        self.estimate: int | None = None
+        self.rate: float | None = None
+        self.reported = False
+
+    async def estimated(self, rows: int) -> None:
+        """The planner's estimate, known before the first row. It goes out with the first
+        report: a build shorter than the interval costs no write for it."""
+        self.estimate = rows
 
     async def add(self, rows: int) -> None:
         self.rows += rows
         now = time.monotonic()
-        if now - self._last >= self._interval:
-            self._last = now
-            await self._report(self.rows, self._writer.size)
+        elapsed = now - self._last
+        if elapsed >= self._interval:
+            current = (self.rows - self._last_rows) / elapsed
+            weight = 1 - math.exp(-elapsed / RATE_TIME_CONSTANT_S)
+            self.rate = current if self.rate is None else self.rate + weight * (current - self.rate)
+            self._last, self._last_rows = now, self.rows
+            await self._send()
+
+    def reading(self) -> Reading:
+        return Reading(self.rows, self._writer.size, self.estimate, self.rate)
+
+    async def _send(self) -> None:
+        self.reported = True
+        await self._report(self.reading())

@@ -36,12 +36,14 @@ class Listener:
         # The triggers name their channel after the schema (migration 0005).
         self._jobs_channel = f"{schema}_jobs"
         self._exports_channel = f"{schema}_exports"
+        self._queue_channel = f"{schema}_queue"
         self._probe_interval = probe_interval.total_seconds()
         self._on_jobs: list[Callable[[], None]] = []
         self._on_connect: list[Callable[[], None]] = []
         self._watchers: defaultdict[uuid.UUID, set[asyncio.Event]] = defaultdict(set)
+        self._on_export: list[Callable[[uuid.UUID, int | None], None]] = []
+        self._on_queue: list[Callable[[], None]] = []
         self.connected = asyncio.Event()
-        self.closing = False
 
     def on_jobs(self, callback: Callable[[], None]) -> None:
         """Call `callback` when new work may be claimable."""
@@ -64,29 +66,40 @@ class Listener:
             if not watchers:
                 del self._watchers[export_id]
 
+    def on_export(self, callback: Callable[[uuid.UUID, int | None], None]) -> None:
+        """Call `callback(export_id, version)` whenever an export changes (version None when
+        the payload carries none)."""
+        self._on_export.append(callback)
+
+    def on_queue(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when the queue moves: a build started or ended, one was canceled."""
+        self._on_queue.append(callback)
+
     @property
     def waiting(self) -> int:
-        """How many waiters (long-polls, running jobs' cancel watches) wait on a change."""
+        """How many running jobs' cancel watches wait on a change."""
         return sum(len(events) for events in self._watchers.values())
-
-    def release_waiters(self) -> None:
-        """Shutting down: wake every long-poll now, so each is answered rather than cut."""
-        self.closing = True
-        for events in self._watchers.values():
-            for event in events:
-                event.set()
 
     def _notified(self, conn: object, pid: int, channel: str, payload: object) -> None:
         if channel == self._jobs_channel:
             for callback in self._on_jobs:
                 callback()
             return
+        if channel == self._queue_channel:
+            for queue_callback in self._on_queue:
+                queue_callback()
+            return
+        # "<id>:<version>" (migration 0008), or "<id>" from an older trigger.
+        text, _, version_text = str(payload).partition(":")
         try:
-            export_id = uuid.UUID(str(payload))
+            export_id = uuid.UUID(text)
+            version = int(version_text) if version_text else None
         except ValueError:
             return
         for event in self._watchers.get(export_id, ()):
             event.set()
+        for export_callback in self._on_export:
+            export_callback(export_id, version)
 
     async def run(self) -> None:
         """Connect, listen and probe until cancelled, reconnecting with jittered backoff."""
@@ -105,6 +118,7 @@ class Listener:
             try:
                 await conn.add_listener(self._jobs_channel, self._notified)
                 await conn.add_listener(self._exports_channel, self._notified)
+                await conn.add_listener(self._queue_channel, self._notified)
                 failures = 0
                 self.connected.set()
                 log.info("listener.connected")

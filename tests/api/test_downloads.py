@@ -93,6 +93,25 @@ async def test_mailed_link_outlives_its_presigned_url_and_each_download_is_recor
     assert export["downloads"] == {"count": 3, "last_at": items[0]["at"]}
 
 
+async def test_a_page_or_script_may_ask_for_the_presigned_url_as_json(
+    client: TestClient[Any, Any],
+) -> None:
+    done = await succeeded(client)
+    url = f"/v1/exports/{done['id']}/download"
+    headers = auth() | {"Accept": "application/json"}
+
+    response = await client.get(url, headers=headers, allow_redirects=False)
+
+    assert response.status == 200, await response.text()
+    assert response.headers["Cache-Control"] == "no-store"
+    link = await response.json()
+    conforms("DownloadLink", link)
+    body, _ = await download(link["url"])
+    owners, _ = await download_export(client, done)
+    assert body == owners
+    assert [i["route"] for i in await recorded(client, done)] == ["api", "api"]
+
+
 async def test_revoked_link_answers_410_while_the_owners_route_still_works(
     client: TestClient[Any, Any], mailbox: Mailbox
 ) -> None:

@@ -136,7 +136,9 @@ async def test_long_poll_returns_when_the_export_changes(
 ) -> None:
     api = await make_client(role="api")  # no workers: the export stays queued until we change it
     created = await create(api, {"export": "orders", "params": {"since": "2025-01-01"}})
-    etag = f'"{created["version"]}"'
+    # A queued export's ETag carries its place in the queue (first, with no workers).
+    etag = (await api.get(f"/v1/exports/{created['id']}", headers=auth())).headers["ETag"]
+    assert etag == f'"{created["version"]}.q0"'
 
     async def change_later() -> None:
         await asyncio.sleep(0.3)
@@ -154,13 +156,13 @@ async def test_long_poll_returns_when_the_export_changes(
     assert response.status == 200
     body = await response.json()
     assert body["progress"]["rows"] == 7
-    assert response.headers["ETag"] == f'"{created["version"] + 1}"'
+    assert response.headers["ETag"] == f'"{created["version"] + 1}.q0"'
 
 
 async def test_long_poll_answers_304_when_nothing_changes(make_client: Any) -> None:
     api = await make_client(role="api")
     created = await create(api, {"export": "orders", "params": {"since": "2025-01-01"}})
-    etag = f'"{created["version"]}"'
+    etag = f'"{created["version"]}.q0"'
 
     response = await api.get(
         f"/v1/exports/{created['id']}",

@@ -13,7 +13,7 @@ import asyncpg
 from exportd.dev.servers import EmbeddedPostgres, EmbeddedS3, MailSink
 from exportd.model import TERMINAL
 from tests.support.client import eventually
-from tests.support.database import connect, work_left
+from tests.support.database import connect, queue_drained
 from tests.support.mail import Mailbox, mail_id
 from tests.support.processes import ExportdProcess
 from tests.support.s3 import objects_under
@@ -60,15 +60,6 @@ async def streamed(conn: asyncpg.Connection[asyncpg.Record], export_id: str, siz
         return bool(await conn.fetchval(sql, uuid.UUID(export_id)) > size)
 
     await eventually(past)
-
-
-async def queue_drained(conn: asyncpg.Connection[asyncpg.Record]) -> None:
-    """Wait until the queue owes nothing now: every build and notify has finished."""
-
-    async def empty() -> bool:
-        return await work_left(conn) == 0
-
-    await eventually(empty)
 
 
 async def count(conn: asyncpg.Connection[asyncpg.Record], where: str, at_least: int) -> bool:

@@ -12,7 +12,7 @@ import asyncpg
 
 from exportd.api.auth import WEBHOOKS_SCOPE
 from tests.support.client import eventually
-from tests.support.database import work_left
+from tests.support.database import queue_drained
 from tests.support.receiver import Receiver
 from tests.support.tokens import auth
 
@@ -60,4 +60,4 @@ async def test_an_event_whose_sender_was_killed_mid_delivery_comes_again(
         assert receiver.unverified == []
         left = "SELECT count(*) FROM jobs WHERE kind = 'webhook'"
         assert await conn.fetchval(left) == 0
-        assert await work_left(conn) == 0
+        await queue_drained(conn)  # the mail, if the killed replica held it, comes again

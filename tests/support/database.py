@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import fields
 from typing import Final
 
@@ -37,3 +38,12 @@ WORK_LEFT: Final = "SELECT count(*) FROM jobs WHERE kind <> 'expire' OR ready_at
 async def work_left(conn: asyncpg.Connection[asyncpg.Record]) -> int:
     left: int = await conn.fetchval(WORK_LEFT)
     return left
+
+
+async def queue_drained(conn: asyncpg.Connection[asyncpg.Record], within: float = 60.0) -> None:
+    """Wait until the queue owes nothing now: every build, mail and delivery has finished
+    (one a killed replica held comes back once its lease expires)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while (left := await work_left(conn)) != 0:
+        assert asyncio.get_running_loop().time() < deadline, f"{left} jobs left"
+        await asyncio.sleep(0.1)

@@ -85,6 +85,13 @@ def test_an_unknown_exportd_variable_is_refused_with_a_suggestion() -> None:
     ]
 
 
+def test_the_client_s_variables_are_not_taken_for_typos() -> None:
+    # `exportd exports ls` reads them; a shell that also runs a replica may have them set.
+    env = MINIMAL | {"EXPORTD_URL": "http://127.0.0.1:8080", "EXPORTD_TOKEN": "ey..."}
+
+    assert Settings.from_env(env) == Settings.from_env(MINIMAL)
+
+
 def test_values_are_parsed_to_their_types() -> None:
     env = MINIMAL | {
         "EXPORTD_PORT": "9000",

@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from exportd.api.render import decode_cursor, encode_cursor, etag, if_none_match
+from exportd.api.render import decode_cursor, encode_cursor, if_none_match
 from exportd.db.rows import ExportRow
+from exportd.db.standing import Standing, estimate_start
 from exportd.errors import InvalidCursor
 from exportd.model import Status
-from exportd.public import export_json
+from exportd.public import etag, export_json
 
 BASE = "https://exports.example.com"
 URL = f"{BASE}/v1/exports/0b6c3f4e-8d1a-4c2b-9e5f-7a6b5c4d3e2f"
@@ -36,6 +37,9 @@ QUEUED = ExportRow(
     status="queued",
     progress_rows=0,
     progress_bytes=0,
+    rows_estimate=None,
+    progress_rate=None,
+    progress_phase=None,
     attempts=0,
     error_code=None,
     error_message=None,
@@ -98,7 +102,16 @@ def test_queued_export_has_request_fields_and_no_result() -> None:
         "options": {"delimiter": ";"},
         "file_name": "orders.csv.gz",
         "recipient": "alice@example.com",
-        "progress": {"rows": 0, "bytes": 0},
+        "queue": None,
+        "progress": {
+            "phase": "queued",
+            "rows": 0,
+            "rows_estimate": None,
+            "bytes": 0,
+            "percent": None,
+            "rate_rows_s": None,
+            "eta_s": None,
+        },
         "attempts": 0,
         "error": None,
         "result": None,
@@ -126,7 +139,15 @@ def test_succeeded_export_has_its_result_and_the_download_route() -> None:
         "expires_at": OFFERED.expires_at.isoformat() if OFFERED.expires_at else None,
     }
     assert body["downloads"] == {"count": 2, "last_at": "2025-03-04T06:06:07.891011+00:00"}
-    assert body["progress"] == {"rows": 120, "bytes": 4096}
+    assert body["progress"] == {
+        "phase": "done",
+        "rows": 120,
+        "rows_estimate": None,
+        "bytes": 4096,
+        "percent": 100.0,
+        "rate_rows_s": None,
+        "eta_s": None,
+    }
     assert body["finished_at"] == "2025-03-04T05:06:09.891011+00:00"
     assert body["notified_at"] == "2025-03-04T05:06:10.891011+00:00"
     assert (body["status"], body["attempts"], body["version"]) == ("succeeded", 1, 4)
@@ -178,12 +199,115 @@ def test_export_json_is_json_serialisable() -> None:
     assert json.loads(json.dumps(body)) == body
 
 
+# --- progress and queue standing -------------------------------------------------
+
+RUNNING = replace(
+    QUEUED,
+    status="running",
+    progress_rows=2_500,
+    progress_bytes=80_000,
+    rows_estimate=10_000,
+    progress_rate=500.0,
+    progress_phase="building",
+    started_at=CREATED + timedelta(seconds=1),
+    version=3,
+)
+
+
+def test_a_running_build_shows_percent_rate_and_eta_against_the_estimate() -> None:
+    assert export_json(RUNNING, base_url=BASE)["progress"] == {
+        "phase": "building",
+        "rows": 2_500,
+        "rows_estimate": 10_000,
+        "bytes": 80_000,
+        "percent": 25.0,
+        "rate_rows_s": 500.0,
+        "eta_s": 15.0,
+    }
+
+
+def test_percent_stays_below_100_and_eta_unknown_when_the_estimate_was_low() -> None:
+    progress = export_json(replace(RUNNING, progress_rows=50_000), base_url=BASE)["progress"]
+    assert progress["percent"] is not None and 99 < progress["percent"] < 100
+    assert progress["eta_s"] is None
+
+
+def test_without_an_estimate_or_a_rate_percent_and_eta_are_null() -> None:
+    progress = export_json(replace(RUNNING, rows_estimate=None, progress_rate=None), base_url=BASE)[
+        "progress"
+    ]
+    assert (progress["percent"], progress["rate_rows_s"], progress["eta_s"]) == (None,) * 3
+
+
+def test_the_upload_phase_shows_through() -> None:
+    uploading = replace(RUNNING, progress_phase="uploading")
+    assert export_json(uploading, base_url=BASE)["progress"]["phase"] == "uploading"
+
+
+def test_a_succeeded_export_whose_mail_is_pending_is_mailing() -> None:
+    mailing = replace(OFFERED, notified_at=None)
+    assert export_json(mailing, base_url=BASE)["progress"]["phase"] == "mailing"
+    assert export_json(OFFERED, base_url=BASE)["progress"]["phase"] == "done"
+    no_mail = replace(OFFERED, notified_at=None, recipient=None)
+    assert export_json(no_mail, base_url=BASE)["progress"]["phase"] == "done"
+
+
+STANDING = Standing(ahead=4, waiting_for="worker", estimated_start_at=CREATED)
+
+
+def test_a_queued_export_shows_its_place_in_the_queue() -> None:
+    assert export_json(QUEUED, base_url=BASE, standing=STANDING)["queue"] == {
+        "position": 5,
+        "ahead": 4,
+        "waiting_for": "worker",
+        "estimated_start_at": "2025-03-04T05:06:07.891011+00:00",
+    }
+    # A standing read just before the build started is not shown on a running export.
+    assert export_json(RUNNING, base_url=BASE, standing=STANDING)["queue"] is None
+
+
+def test_estimated_start_needs_history() -> None:
+    kwargs = dict(ahead=3, own_ahead=0, own_running=0, fleet_running=2, tenant_cap=2)
+    assert estimate_start(at=CREATED, median_s=None, samples=0, **kwargs) is None
+    assert estimate_start(at=CREATED, median_s=10.0, samples=2, **kwargs) is None
+    # 3 ahead on 2 busy slots: one and a half waves, plus half a build for the first free slot.
+    start = estimate_start(at=CREATED, median_s=10.0, samples=50, **kwargs)
+    assert start == CREATED + timedelta(seconds=20)
+
+
+def test_estimated_start_of_a_tenant_at_its_cap_waits_for_its_own_builds() -> None:
+    start = estimate_start(
+        at=CREATED,
+        ahead=0,
+        own_ahead=3,
+        own_running=2,
+        fleet_running=2,
+        tenant_cap=2,
+        median_s=10.0,
+        samples=50,
+    )
+    # 4 of its own builds end first, 2 at a time.
+    assert start == CREATED + timedelta(seconds=20)
+
+
 # --- etag -------------------------------------------------------------------------
 
 
 def test_etag_is_the_quoted_version() -> None:
     assert etag(QUEUED) == '"1"'
     assert etag(SUCCEEDED) == '"4"'
+
+
+def test_a_queued_export_s_etag_changes_with_its_place() -> None:
+    tags = {
+        etag(QUEUED, STANDING),
+        etag(QUEUED, replace(STANDING, ahead=3)),
+        etag(QUEUED, replace(STANDING, waiting_for="tenant_limit")),
+        etag(QUEUED),
+    }
+    assert len(tags) == 4
+    # The estimate moves with the clock alone; it does not wake a long-poll.
+    assert etag(QUEUED, STANDING) == etag(QUEUED, replace(STANDING, estimated_start_at=None))
 
 
 # --- cursors ----------------------------------------------------------------------

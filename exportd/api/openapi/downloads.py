@@ -33,10 +33,16 @@ def paths(settings: Settings) -> Schema:
     return {
         "/v1/exports/{export_id}/download": {
             "get": {
-                "summary": "Download the file: a 302 to a short-lived presigned URL; recorded",
+                "summary": "Download the file: a 302 to a short-lived presigned URL (or, with "
+                "`Accept: application/json`, that URL as JSON); recorded",
                 "operationId": "downloadExport",
                 "parameters": [path_id("export_id")],
                 "responses": {
+                    "200": response(
+                        "With `Accept: application/json`: the presigned URL, for a page or "
+                        "a script to open",
+                        ref("DownloadLink"),
+                    ),
                     "302": _redirect("To the file", ttl_s),
                     **problems(401, 404, 409, 410, why={409: _NOT_FINISHED}),
                 },

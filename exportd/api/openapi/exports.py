@@ -109,7 +109,16 @@ def paths(settings: Settings) -> Schema:
                         },
                     },
                     "304": response("Unchanged while waiting", ETag=ETAG),
-                    **problems(400, 401, 404),
+                    **problems(
+                        400,
+                        401,
+                        404,
+                        429,
+                        why={
+                            429: "Too many long-polls already wait on this replica or for this "
+                            "tenant (`too_many_waiters`); poll again after Retry-After"
+                        },
+                    ),
                 },
             },
         },

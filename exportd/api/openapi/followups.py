@@ -40,6 +40,19 @@ WEBHOOK: Final[Schema] = {
 }
 
 FOLLOWUP_SCHEMAS: Final[dict[str, Schema]] = {
+    "DownloadLink": {
+        "type": "object",
+        "required": ["url", "expires_at"],
+        "properties": {
+            "url": {
+                "type": "string",
+                "format": "uri",
+                "description": "The file, presigned for this request: open it soon, and keep it "
+                "nowhere (it needs no token).",
+            },
+            "expires_at": TIMESTAMP,
+        },
+    },
     "Revoked": {
         "type": "object",
         "required": ["revoked"],

@@ -6,6 +6,7 @@ from typing import Final
 
 from exportd.api.openapi.followups import FOLLOWUP_SCHEMAS
 from exportd.api.openapi.parts import COUNT, MAYBE_TIMESTAMP, TIMESTAMP
+from exportd.api.openapi.progress import PROGRESS, QUEUE
 from exportd.api.openapi.requests import CSV_OPTIONS, Schema, export_request
 from exportd.export.catalog import Catalog
 from exportd.export.formats import COMPRESSIONS, FORMATS
@@ -68,6 +69,7 @@ EXPORT: Final[Schema] = {
         "options",
         "file_name",
         "recipient",
+        "queue",
         "progress",
         "attempts",
         "error",
@@ -91,11 +93,8 @@ EXPORT: Final[Schema] = {
         "options": CSV_OPTIONS,
         "file_name": {"type": "string"},
         "recipient": {"type": ["string", "null"]},
-        "progress": {
-            "type": "object",
-            "required": ["rows", "bytes"],
-            "properties": {"rows": COUNT, "bytes": COUNT},
-        },
+        "queue": QUEUE,
+        "progress": PROGRESS,
         "attempts": COUNT,
         "error": ERROR,
         "result": RESULT,

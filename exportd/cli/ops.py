@@ -1,25 +1,21 @@
-"""The `exportd` command: serve, migrate, dev, token. The only module that reads the
-environment."""
+"""The server's commands: serve, migrate, dev, token."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import socket
-import sys
-from collections.abc import Mapping, Sequence
-from importlib.metadata import version
-from typing import NoReturn
+from collections.abc import Mapping
 
 import asyncpg
 
 from exportd.api.auth import issue_token
 from exportd.api.keys import Role
 from exportd.api.serving import listen
-from exportd.config import JWT_ALGORITHMS, SCHEMA_NAME, Settings, env_name, min_secret_bytes
+from exportd.cli.common import fail
+from exportd.config import SCHEMA_NAME, Settings, env_name
 from exportd.db.migrate import migrate
-from exportd.envvars import dsn_problems
+from exportd.envvars import JWT_ALGORITHMS, dsn_problems, min_secret_bytes
 from exportd.errors import ConfigError, StartupError
 from exportd.export.catalog import Catalog
 from exportd.logs import configure_logging
@@ -27,119 +23,19 @@ from exportd.preflight import preflight
 from exportd.server import serve
 from exportd.text import is_address
 
-DESCRIPTION = """\
-exportd builds data exports in the background: a client asks for one over HTTP, gets an id
-at once, and the file is streamed from PostgreSQL to S3; its owner gets a mail with a link.
-
-Settings come from EXPORTD_* environment variables (see the README). Start with
-`exportd dev` to try it on embedded servers with demo data."""
-
-
 ROLES: dict[str, Role] = {"all": "all", "api": "api", "worker": "worker"}
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Stop with `message`, one `exportd: ` line per line of it."""
-    for line in message.splitlines():
-        print(f"exportd: {line}", file=sys.stderr)
-    raise SystemExit(code)
-
-
-def tcp_port(text: str) -> int:
-    """An argparse type: a port to listen on, 1-65535."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (1-65535)")
-    return port
-
-
-def positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return value
-
-
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
-        prog="exportd",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    top.add_argument("--version", action="version", version=f"exportd {version('exportd')}")
-    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve_cmd = sub.add_parser(
-        "serve",
-        help="run the HTTP API and the workers",
-        description="Serve the API and build exports until SIGTERM or Ctrl-C; every setting "
-        "is checked first, then the databases and the catalog's SQL.",
-    )
-    serve_cmd.add_argument(
-        "--role",
-        choices=tuple(ROLES),
-        default="all",
-        help="api: only the HTTP API; worker: only build and mail (it answers health, "
-        "readiness and metrics); all: both (the default)",
-    )
-    serve_cmd.add_argument("--host", help="listen address (default: EXPORTD_HOST, 0.0.0.0)")
-    serve_cmd.add_argument(
-        "--port", type=tcp_port, help="listen port (default: EXPORTD_PORT, 8080)"
-    )
-    sub.add_parser(
-        "migrate",
-        help="create or update exportd's tables (once per deploy)",
-        description="Apply the schema migrations exportd needs to EXPORTD_DATABASE_URL, in "
-        "EXPORTD_DATABASE_SCHEMA; safe when several run at once.",
-    )
-    dev = sub.add_parser(
-        "dev",
-        help="everything on embedded servers, with demo data",
-        description="Start PostgreSQL, S3 and a mail sink (for whatever EXPORTD_* does not "
-        "point elsewhere), load a demo catalog and data, print a token, and serve.",
-    )
-    dev.add_argument("--port", type=tcp_port, help="listen port (default: EXPORTD_PORT, 8080)")
-    dev.add_argument(
-        "--data-dir",
-        default=".exportd-dev",
-        help="where the servers keep data (default: .exportd-dev)",
-    )
-    token = sub.add_parser(
-        "token",
-        help="print a bearer token for testing",
-        description="Print a token signed with EXPORTD_JWT_SECRET (HS256/384/512) for "
-        "EXPORTD_JWT_AUDIENCE: for trying the API; real tokens come from your gateway.",
-    )
-    token.add_argument("--sub", required=True, help="the user's id")
-    token.add_argument("--tenant", required=True, help="the user's tenant")
-    token.add_argument("--email", help="where the user's exports are mailed (none: no mail)")
-    token.add_argument(
-        "--ttl", type=positive, default=3600, help="seconds until it expires (default: 3600)"
-    )
-    token.add_argument(
-        "--scope",
-        action="append",
-        default=[],
-        help="an OAuth scope to grant, e.g. exportd:webhooks (repeatable)",
-    )
-    return top
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+def run(args: argparse.Namespace, env: Mapping[str, str]) -> None:
+    """Run the server-side command `args` names."""
     if args.command == "dev":
-        run_dev(os.environ, port=args.port, data_dir=args.data_dir)
+        run_dev(env, port=args.port, data_dir=args.data_dir)
     elif args.command == "migrate":
-        run_migrate(os.environ)
+        run_migrate(env)
     elif args.command == "token":
-        print(mint(os.environ, args))
+        print(mint(env, args))
     else:
-        run_serve(os.environ, role=args.role, host=args.host, port=args.port)
+        run_serve(env, role=args.role, host=args.host, port=args.port)
 
 
 def load_settings(env: Mapping[str, str]) -> tuple[Settings, Catalog]:

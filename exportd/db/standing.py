@@ -1,0 +1,110 @@
+"""Where a queued export stands: how many builds start before it, and roughly when it will."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from exportd.db.pool import Executor
+
+MIN_HISTORY: Final = 3  # fewer finished builds than this say nothing about the next one
+
+# Claim order is (ready_at, id) over builds not under a live lease (claim_jobs): count the
+# ones before each asked-about build on the claim index, fleet-wide and for its own tenant.
+QUEUE_STANDING: Final = """
+WITH target AS (
+    SELECT export_id, tenant, ready_at, id FROM jobs
+    WHERE export_id = ANY($1::uuid[]) AND kind = 'build'
+),
+-- live: builds under a live lease per tenant (at most the fleet's workers)
+live AS (
+    SELECT tenant, count(*) AS n FROM jobs
+    WHERE kind = 'build' AND lease_token IS NOT NULL AND ready_at > now()
+    GROUP BY tenant
+),
+-- history: how long the newest builds took, first claim to success
+history AS (
+    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS median_s, count(*) AS n
+    FROM (SELECT extract(epoch FROM finished_at - started_at)::float8 AS seconds FROM exports
+          WHERE result_sha256 IS NOT NULL ORDER BY finished_at DESC LIMIT 50) recent
+)
+SELECT target.export_id,
+       (SELECT count(*) FROM jobs w
+        WHERE w.kind = 'build' AND (w.ready_at, w.id) < (target.ready_at, target.id)
+          AND (w.lease_token IS NULL OR w.ready_at <= now())) AS ahead,
+       (SELECT count(*) FROM jobs w
+        WHERE w.kind = 'build' AND w.tenant = target.tenant
+          AND (w.ready_at, w.id) < (target.ready_at, target.id)
+          AND (w.lease_token IS NULL OR w.ready_at <= now())) AS own_ahead,
+       coalesce((SELECT n FROM live WHERE live.tenant = target.tenant), 0) AS own_running,
+       (SELECT coalesce(sum(n), 0) FROM live)::bigint AS fleet_running,
+       history.median_s, history.n AS samples, now() AS at
+FROM target, history"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Standing:
+    """A queued build's place: `ahead` builds start before it; `waiting_for` says what it
+    waits for: a free worker, or (the tenant at its cap now) its tenant's running builds."""
+
+    ahead: int
+    waiting_for: str
+    estimated_start_at: datetime | None
+
+    @property
+    def position(self) -> int:
+        return self.ahead + 1
+
+
+def estimate_start(
+    *,
+    at: datetime,
+    ahead: int,
+    own_ahead: int,
+    own_running: int,
+    fleet_running: int,
+    tenant_cap: int,
+    median_s: float | None,
+    samples: int,
+) -> datetime | None:
+    """A fluid estimate from the median build time: the fleet runs `fleet_running` builds at
+    once, the tenant at most `tenant_cap`. None without enough history to say anything."""
+    if median_s is None or samples < MIN_HISTORY:
+        return None
+    slots = max(fleet_running, 1)
+    # Workers busy: the first free slot comes, on average, half a build from now.
+    wait = median_s * (ahead / slots + (0.5 if fleet_running else 0.0))
+    over_cap = own_running + own_ahead - tenant_cap + 1
+    if over_cap > 0:  # that many of the tenant's own builds end first, `tenant_cap` at a time
+        wait = max(wait, median_s * over_cap / tenant_cap)
+    return at + timedelta(seconds=max(wait, 0.0))
+
+
+async def queue_standing(
+    conn: Executor, export_ids: Sequence[uuid.UUID], *, tenant_cap: int
+) -> dict[uuid.UUID, Standing]:
+    """Each queued export's standing; an id without a build job (it just started, or ended)
+    is left out."""
+    if not export_ids:
+        return {}
+    records = await conn.fetch(QUEUE_STANDING, list(export_ids))
+    standings = {}
+    for r in records:
+        standings[r["export_id"]] = Standing(
+            ahead=r["ahead"],
+            waiting_for="tenant_limit" if r["own_running"] >= tenant_cap else "worker",
+            estimated_start_at=estimate_start(
+                at=r["at"],
+                ahead=r["ahead"],
+                own_ahead=r["own_ahead"],
+                own_running=r["own_running"],
+                fleet_running=r["fleet_running"],
+                tenant_cap=tenant_cap,
+                median_s=r["median_s"],
+                samples=r["samples"],
+            ),
+        )
+    return standings
