@@ -27,8 +27,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two workers, each a whole test file at a time (its module fixtures stay together) and a
+# stack of servers of its own: most tests wait on leases, backoffs and processes, not CPU.
 pytest: $(STAMP) nginx chromium
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # The README's pictures: docs/screenshots/ (page.png and the page's other steps, cli.svg) made
 # afresh by the two tests that take them. Other runs write them to pytest's tmp folder.

@@ -32,30 +32,36 @@ class Followups:
         )
 
 
-# Every endpoint of the export's tenant that subscribed to the event gets a delivery and a
-# job for it (its INSERT trigger wakes the dispatchers).
-QUEUE_WEBHOOKS: Final = """
-WITH export AS (SELECT id, tenant FROM exports WHERE id = $1),
+# Mails and webhook deliveries go ahead of builds: they enter the claim order (ready_at, id)
+# a day early, so they wait behind no build queued in the last day, and the claim stays one
+# range of its index. Only their first turn: a retry waits its backoff like any job.
+HEAD_START: Final = timedelta(days=1)
+
+# One statement: every endpoint of the export's tenant that subscribed to the event gets a
+# delivery and a job for it; the owner's mail ($5) and the expiry, or the leftovers'
+# cleanup ($6), are queued once per export. The jobs' INSERT trigger wakes the dispatchers.
+QUEUE_FOLLOWUPS: Final = """
+WITH export AS (SELECT id, tenant, expires_at FROM exports WHERE id = $1),
 delivery AS (
     INSERT INTO webhook_deliveries (id, webhook_id, export_id, event)
     SELECT gen_random_uuid(), webhooks.id, export.id, $2
     FROM webhooks JOIN export ON webhooks.tenant = export.tenant
     WHERE $2 = ANY (webhooks.events)
     RETURNING id
+),
+webhook_jobs AS (
+    INSERT INTO jobs (kind, export_id, tenant, max_attempts, delivery_id, ready_at)
+    SELECT 'webhook', export.id, export.tenant, $3, delivery.id, now() - $7::interval
+    FROM delivery, export
+),
+notify_job AS (
+    INSERT INTO jobs (kind, export_id, tenant, max_attempts, ready_at)
+    SELECT 'notify', id, tenant, $4, now() - $7::interval FROM export WHERE $5
+    ON CONFLICT (export_id, kind) WHERE kind <> 'webhook' DO NOTHING
 )
-INSERT INTO jobs (kind, export_id, tenant, max_attempts, delivery_id)
-SELECT 'webhook', export.id, export.tenant, $3, delivery.id FROM delivery, export"""
-
-# A succeeded export's file goes at its expiry; a failed or canceled one's leftovers soon.
-QUEUE_EXPIRE: Final = """
 INSERT INTO jobs (kind, export_id, tenant, max_attempts, ready_at)
-SELECT 'expire', id, tenant, $2, coalesce(expires_at, now() + $3::interval)
-FROM exports WHERE id = $1
-ON CONFLICT (export_id, kind) WHERE kind <> 'webhook' DO NOTHING"""
-
-QUEUE_NOTIFY: Final = """
-INSERT INTO jobs (kind, export_id, tenant, max_attempts)
-SELECT 'notify', id, tenant, $2 FROM exports WHERE id = $1
+SELECT 'expire', id, tenant, $4, coalesce(expires_at, now() + $8::interval)
+FROM export WHERE $6
 ON CONFLICT (export_id, kind) WHERE kind <> 'webhook' DO NOTHING"""
 
 
@@ -64,8 +70,14 @@ async def export_finished(
 ) -> None:
     """Queue what follows `event`: webhooks always; the owner's mail on success or failure;
     the expiry (or cleanup) unless the file has just expired."""
-    await conn.execute(QUEUE_WEBHOOKS, export_id, event, followups.webhook_attempts)
-    if event in (Event.SUCCEEDED, Event.FAILED):
-        await conn.execute(QUEUE_NOTIFY, export_id, followups.attempts)
-    if event != Event.EXPIRED:
-        await conn.execute(QUEUE_EXPIRE, export_id, followups.attempts, followups.cleanup_after)
+    await conn.execute(
+        QUEUE_FOLLOWUPS,
+        export_id,
+        event,
+        followups.webhook_attempts,
+        followups.attempts,
+        event in (Event.SUCCEEDED, Event.FAILED),
+        event != Event.EXPIRED,
+        HEAD_START,
+        followups.cleanup_after,
+    )

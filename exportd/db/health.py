@@ -24,9 +24,10 @@ async def queue_depth(conn: Executor) -> list[tuple[str, str, int]]:
     return [(r["kind"], r["state"], r["jobs"]) for r in await conn.fetch(QUEUE_DEPTH)]
 
 
-# How long the oldest claimable job of each kind has waited, for /metrics.
+# How long the oldest claimable job of each kind has waited, for /metrics: since it became
+# due, or was created (mails and webhooks enter the claim order with a head start).
 OLDEST_READY: Final = """
-SELECT kind, extract(epoch FROM now() - min(ready_at))::float8 AS age
+SELECT kind, extract(epoch FROM now() - min(greatest(ready_at, created_at)))::float8 AS age
 FROM jobs WHERE ready_at <= now() GROUP BY kind"""
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Final, TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import asyncpg
 
@@ -50,12 +50,30 @@ async def connect(dsn: str, *, schema: str | None = None) -> asyncpg.Connection[
     return conn
 
 
+if TYPE_CHECKING:
+    _Connection = asyncpg.Connection[asyncpg.Record]
+else:
+    _Connection = asyncpg.Connection
+
+
+class StatelessConnection(_Connection):
+    """A connection of exportd's own pool, released without the reset query (UNLISTEN,
+    RESET ALL, CLOSE ALL, advisory unlock: one round trip per checkout). exportd leaves no
+    session state behind: settings are SET LOCAL, advisory locks transaction-scoped, cursors
+    live inside transactions, and LISTEN has its own connection. An open transaction is
+    still rolled back on release (asyncpg does that before the reset query)."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 async def create_pool(
     dsn: str, *, schema: str | None, min_size: int, max_size: int, codecs: bool = True
 ) -> Pool:
     """A pool; `schema` for exportd's own database (None for the export source, which reads
-    the application's tables as the operator's SQL names them); `codecs=False` for the
-    source, where jsonb stays text as the server sends it (no parse and re-serialise)."""
+    the application's tables as the operator's SQL names them, and whose connections get
+    asyncpg's full reset); `codecs=False` for the source, where jsonb stays text as the
+    server sends it (no parse and re-serialise)."""
     return await asyncpg.create_pool(
         dsn,
         min_size=min_size,
@@ -63,4 +81,5 @@ async def create_pool(
         init=init_connection if codecs else None,
         command_timeout=60,
         server_settings=in_schema(schema),
+        connection_class=StatelessConnection if schema is not None else asyncpg.Connection,
     )

@@ -23,9 +23,10 @@ REQUEST_ID: Final[Schema] = {
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
 }
 ETAG: Final[Schema] = {
-    "description": "The export's version; send it as If-None-Match to long-poll for a change.",
+    "description": "The export's version (a queued export's also carries its place in the "
+    "queue); send it as If-None-Match to long-poll for a change.",
     "required": True,
-    "schema": {"type": "string", "pattern": '^"[0-9]+"$'},
+    "schema": {"type": "string", "pattern": '^"[0-9]+(\\.q[0-9]+t?)?"$'},
 }
 _RETRY_AFTER: Final[Schema] = {
     "description": "Seconds to wait before trying again.",
