@@ -9,7 +9,7 @@ import signal
 import socket
 import uuid
 from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import replace
 from datetime import timedelta
 from functools import partial
@@ -99,6 +99,7 @@ async def running(
                 slower={"mail": max(settings.readiness_interval, MAIL_CHECK_EVERY)},
             )
             async with (
+                aclosing(mailer),
                 side_task(listener.run(), "listener"),
                 side_task(readiness.run(), "readiness"),
             ):

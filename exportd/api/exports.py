@@ -117,7 +117,9 @@ async def cancel_export(request: web.Request) -> web.Response:
         if export is None:
             raise ExportNotFound()
         if export.status != Status.CANCELED:  # canceling twice is fine; anything else finished
-            raise ExportFinished(f"export is {export.status}; only queued or running ones cancel")
+            raise ExportFinished(
+                f"the export already {export.status}; only queued or running exports cancel"
+            )
     else:
         log.info("export.canceled", export_id=str(export.id))
     return web.json_response(render(request, export), headers={"ETag": etag(export)})

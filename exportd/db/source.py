@@ -9,8 +9,12 @@ from typing import Any, Final
 
 from exportd.db.pool import Executor
 
-# The transaction's start: what the export's snapshot shows the data as of.
-SNAPSHOT_TIME: Final = "SELECT now()"
+# The transaction's start: what the export's snapshot shows the data as of. In the same round
+# trip, plans in this transaction are made for the export's actual parameters: a connection's
+# cached statement may otherwise switch to a generic plan after five runs, which knows
+# nothing of the values (generate_series(1, $1) is "1000 rows" to it) and estimates and
+# plans worse for it.
+SNAPSHOT_TIME: Final = "SELECT now(), set_config('plan_cache_mode', 'force_custom_plan', true)"
 
 
 async def snapshot_time(conn: Executor) -> datetime:

@@ -25,11 +25,18 @@ live AS (
     WHERE kind = 'build' AND lease_token IS NOT NULL AND ready_at > now()
     GROUP BY tenant
 ),
--- history: how long the newest builds took, first claim to success
+-- history: the newest builds (first claim to success): their median time, and how fast the
+-- fleet finished those of the last ten minutes (builds per second)
+recent AS (
+    SELECT finished_at, extract(epoch FROM finished_at - started_at)::float8 AS seconds
+    FROM exports WHERE result_sha256 IS NOT NULL ORDER BY finished_at DESC LIMIT 50
+),
 history AS (
-    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS median_s, count(*) AS n
-    FROM (SELECT extract(epoch FROM finished_at - started_at)::float8 AS seconds FROM exports
-          WHERE result_sha256 IS NOT NULL ORDER BY finished_at DESC LIMIT 50) recent
+    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS median_s, count(*) AS n,
+           ((count(*) FILTER (WHERE finished_at > now() - interval '10 minutes') - 1)
+             / nullif(extract(epoch FROM max(finished_at) - min(finished_at) FILTER (
+                 WHERE finished_at > now() - interval '10 minutes')), 0))::float8 AS per_s
+    FROM recent
 )
 SELECT target.export_id,
        (SELECT count(*) FROM jobs w
@@ -41,14 +48,15 @@ SELECT target.export_id,
           AND (w.lease_token IS NULL OR w.ready_at <= now())) AS own_ahead,
        coalesce((SELECT n FROM live WHERE live.tenant = target.tenant), 0) AS own_running,
        (SELECT coalesce(sum(n), 0) FROM live)::bigint AS fleet_running,
-       history.median_s, history.n AS samples, now() AS at
+       history.median_s, history.n AS samples, history.per_s, now() AS at
 FROM target, history"""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Standing:
     """A queued build's place: `ahead` builds start before it; `waiting_for` says what it
-    waits for: a free worker, or (the tenant at its cap now) its tenant's running builds."""
+    waits for: a worker, or its tenant's own builds (those running and queued before it
+    already fill the tenant's cap)."""
 
     ahead: int
     waiting_for: str
@@ -69,16 +77,23 @@ def estimate_start(
     tenant_cap: int,
     median_s: float | None,
     samples: int,
+    per_s: float | None,
 ) -> datetime | None:
-    """A fluid estimate from the median build time: the fleet runs `fleet_running` builds at
-    once, the tenant at most `tenant_cap`. None without enough history to say anything."""
+    """A rough estimate: the builds ahead go at the rate the fleet finished builds lately
+    (`per_s`; else as many at once as run now, each taking the median), and when the
+    tenant's own builds fill its cap, those over it end first, `tenant_cap` at a time.
+    None without enough history to say anything."""
     if median_s is None or samples < MIN_HISTORY:
         return None
-    slots = max(fleet_running, 1)
-    # Workers busy: the first free slot comes, on average, half a build from now.
-    wait = median_s * (ahead / slots + (0.5 if fleet_running else 0.0))
+    if per_s:
+        rate = per_s
+    elif median_s > 0:
+        rate = max(fleet_running, 1) / median_s
+    else:
+        return None
+    wait = (ahead + 1) / rate
     over_cap = own_running + own_ahead - tenant_cap + 1
-    if over_cap > 0:  # that many of the tenant's own builds end first, `tenant_cap` at a time
+    if over_cap > 0:
         wait = max(wait, median_s * over_cap / tenant_cap)
     return at + timedelta(seconds=max(wait, 0.0))
 
@@ -95,7 +110,9 @@ async def queue_standing(
     for r in records:
         standings[r["export_id"]] = Standing(
             ahead=r["ahead"],
-            waiting_for="tenant_limit" if r["own_running"] >= tenant_cap else "worker",
+            waiting_for=(
+                "tenant_limit" if r["own_running"] + r["own_ahead"] >= tenant_cap else "worker"
+            ),
             estimated_start_at=estimate_start(
                 at=r["at"],
                 ahead=r["ahead"],
@@ -105,6 +122,7 @@ async def queue_standing(
                 tenant_cap=tenant_cap,
                 median_s=r["median_s"],
                 samples=r["samples"],
+                per_s=r["per_s"],
             ),
         )
     return standings

@@ -9,6 +9,7 @@ import os
 import secrets
 import signal
 import socket
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -198,11 +199,18 @@ exportd dev is up.
     -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
     -d '{{"export": "orders", "params": {{"since": "2025-01-01"}}}}'
 
-  Another replica:  set -a; . {root / "dev.env"}; set +a; exportd serve --port 8081
+  Another replica:  set -a; . {root / "dev.env"}; set +a; {_command()} serve --port 8081
   Ctrl-C stops everything.
 """,
         flush=True,
     )
+
+
+def _command() -> str:
+    """How to run this exportd from another shell: the script beside this Python (a venv's
+    bin/, which that shell may not have on its PATH), else the name."""
+    beside = Path(sys.executable).parent / "exportd"
+    return str(beside) if beside.exists() else "exportd"
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

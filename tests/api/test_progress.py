@@ -53,7 +53,8 @@ async def test_a_build_shows_percent_rising_with_a_rate_and_an_eta(
 async def test_a_queued_export_s_position_falls_as_the_builds_ahead_start(
     make_client: Any,
 ) -> None:
-    client = await make_client(workers=1)
+    # One worker, and a tenant cap above what it queues: the worker is what it waits for.
+    client = await make_client(workers=1, tenant_max_running=10)
     # A history of finished builds first, so the queue can estimate a start time.
     for _ in range(3):
         done = await create(client, {"export": "numbers", "params": {"rows": 1}})

@@ -360,7 +360,7 @@ def test_args_turn_missing_and_null_params_into_null(typed: ExportType) -> None:
 def test_the_demo_catalog_loads() -> None:
     catalog = Catalog.load(DEMO_CATALOG)
 
-    assert set(catalog.exports) == {"orders", "customer_totals"}
+    assert set(catalog.exports) == {"orders", "customer_totals", "activity"}
     orders = catalog.get("orders")
     assert orders.arg_names == ("tenant", "since", "until", "status")
     assert orders.bind({"since": "2025-01-01"}) == {

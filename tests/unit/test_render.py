@@ -268,10 +268,17 @@ def test_a_queued_export_shows_its_place_in_the_queue() -> None:
 
 def test_estimated_start_needs_history() -> None:
     kwargs = dict(ahead=3, own_ahead=0, own_running=0, fleet_running=2, tenant_cap=2)
-    assert estimate_start(at=CREATED, median_s=None, samples=0, **kwargs) is None
-    assert estimate_start(at=CREATED, median_s=10.0, samples=2, **kwargs) is None
-    # 3 ahead on 2 busy slots: one and a half waves, plus half a build for the first free slot.
-    start = estimate_start(at=CREATED, median_s=10.0, samples=50, **kwargs)
+    assert estimate_start(at=CREATED, median_s=None, samples=0, per_s=None, **kwargs) is None
+    assert estimate_start(at=CREATED, median_s=10.0, samples=2, per_s=0.5, **kwargs) is None
+
+
+def test_estimated_start_goes_at_the_fleet_s_recent_rate() -> None:
+    kwargs = dict(ahead=3, own_ahead=0, own_running=0, fleet_running=2, tenant_cap=2)
+    # Four builds to start, this one included, at half a build a second.
+    start = estimate_start(at=CREATED, median_s=10.0, samples=50, per_s=0.5, **kwargs)
+    assert start == CREATED + timedelta(seconds=8)
+    # No recent rate: as many at once as run now, each the median time.
+    start = estimate_start(at=CREATED, median_s=10.0, samples=50, per_s=None, **kwargs)
     assert start == CREATED + timedelta(seconds=20)
 
 
@@ -285,6 +292,7 @@ def test_estimated_start_of_a_tenant_at_its_cap_waits_for_its_own_builds() -> No
         tenant_cap=2,
         median_s=10.0,
         samples=50,
+        per_s=1.0,
     )
     # 4 of its own builds end first, 2 at a time.
     assert start == CREATED + timedelta(seconds=20)
