@@ -3,25 +3,25 @@ cannot download its own browsers here) against a real `exportd serve`. Sign in w
 create an export from the generated form, watch it reach done, download the file, cancel
 another; a screenshot of each step (in the test's tmp folder, or where EXPORTD_SCREENSHOTS
 says: `make screenshots`). In the happy path the page's own requests never see a 4xx or 5xx,
-and the console shows no error (a CSP violation is one)."""
+and the console shows no error (a CSP violation is one). The list's older pages come a page at
+a time (a stand-in for a long list: the page's own requests, with a page of one)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-import pytest
 from playwright.async_api import (
     Browser,
     Dialog,
     Locator,
     Page,
+    Route,
     ViewportSize,
-    async_playwright,
     expect,
 )
 
@@ -30,7 +30,6 @@ from tests.support.processes import ExportdProcess
 from tests.support.screenshots import screenshots_folder
 from tests.support.tokens import make_token
 
-CHROMIUM: Final = Path("/usr/bin/chromium")
 DESKTOP: Final = ViewportSize(width=1100, height=760)
 PHONE: Final = ViewportSize(width=360, height=760)
 MARKUP: Final = "<img src=x onerror=alert(1)>"  # a file name: shown as text, never run
@@ -63,15 +62,9 @@ TAKE_TURNS: Final = """async () => {
     return { peak, polled: polled.size, after_stop: { open, asked: asked - before } };
 }"""
 BUILD_S: Final = 30_000  # ms: how long an export may take to get where the test waits for it
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    assert CHROMIUM.exists(), "the browser tests need Debian's chromium: make chromium"
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield launched
-        await launched.close()
+LIST_LIMIT: Final = 50  # the page's page of exports (app.js)
+# How the demo catalog describes its date parameter; a date input says the format itself.
+SINCE_HINT: Final = "First day to include (YYYY-MM-DD)."
 
 
 async def shot(page: Page, folder: Path, name: str, *, full_page: bool = False) -> None:
@@ -95,6 +88,28 @@ async def moved(bar: Locator, *, at_least: float) -> None:
 def labelled(page: Page, label: str) -> Locator:
     """The input of a label, whether or not it is marked required (`Since *`)."""
     return page.get_by_label(re.compile(rf"^{re.escape(label)}( \*)?$"))
+
+
+async def bars_line_up(page: Page) -> None:
+    """The progress bars of the cards shown are as wide as each other, and start at one x,
+    whatever the text beside them says."""
+    boxes = [
+        await bar.bounding_box()
+        for bar in await page.locator("#export-list progress:visible").all()
+    ]
+    assert len(boxes) >= 2, boxes
+    assert len({(round(b["x"]), round(b["width"])) for b in boxes if b}) == 1, boxes
+
+
+async def describe_since(route: Route) -> None:
+    """The catalog as exportd answers it, the orders' `since` described as the demo's is."""
+    response = await route.fetch()
+    catalog = await response.json()
+    for export in catalog.get("items", []):
+        for param in export.get("params", []):
+            if (export["name"], param["name"]) == ("orders", "since"):
+                param["description"] = SINCE_HINT
+    await route.fulfill(response=response, json=catalog)
 
 
 def item(page: Page, title: str) -> Locator:
@@ -138,6 +153,7 @@ async def test_sign_in_create_watch_download_and_cancel(
     page.on("dialog", answer)
 
     # Sign in with the keyboard: the token field, Enter.
+    await page.route("**/v1/export-types", describe_since)
     await page.goto(f"{server.url}/")
     token_field = page.get_by_label("Access token")
     await expect(token_field).to_be_focused()
@@ -152,13 +168,25 @@ async def test_sign_in_create_watch_download_and_cancel(
     await create(page, "orders", {"Since": "2025-01-01", "Status": "paid"}, "paid-orders")
     await expect(labelled(page, "Since")).to_have_attribute("type", "date")
     await expect(labelled(page, "Since")).to_have_attribute("required", "")
+    # The browser's date picker is the format: no "(YYYY-MM-DD)" beside it.
+    await expect(labelled(page, "Since")).to_have_accessible_description("First day to include.")
     await shot(page, pictures, "create")
     await page.get_by_role("button", name="Create export").click()
     orders = item(page, "Orders")
     await expect(orders).to_have_attribute("data-status", "succeeded", timeout=BUILD_S)
     await expect(orders.locator("progress")).to_have_js_property("value", 100)
-    await expect(orders.locator(".progress-text")).to_contain_text("done")
+    # Watched until its mail is sent (the token has an email claim): then done.
+    await expect(orders.locator(".progress-text")).to_have_text(
+        re.compile(r"^done · \S+ k?B · [\d,]+ rows$"), timeout=BUILD_S
+    )
     await expect(orders.locator(".export-file")).to_have_text("paid-orders.csv")
+    # What it was asked for, and when, to the second.
+    params = orders.locator(".export-params")
+    await expect(params).to_have_text("since 2025-01-01 · status paid")
+    await expect(params).to_have_attribute("title", "since 2025-01-01 · status paid")
+    created = orders.locator(".export-meta time")
+    await expect(created).to_have_attribute("title", re.compile(r"\d:\d\d:\d\d"))
+    await expect(created).to_have_attribute("datetime", re.compile(r"^\d{4}-\d\d-\d\dT"))
 
     # A long one: its bar moves while it runs.
     await labelled(page, "Export").select_option("slow")
@@ -169,6 +197,8 @@ async def test_sign_in_create_watch_download_and_cancel(
     await expect(slow).to_have_attribute("data-status", "running", timeout=BUILD_S)
     await expect(slow.locator(".progress-text")).to_contain_text(" B", timeout=BUILD_S)
     await moved(slow.locator("progress"), at_least=10)
+    await expect(slow.locator(".export-params")).to_have_text("rows 200000 · pause ms 50")
+    await bars_line_up(page)
     await shot(page, pictures, "page")
 
     # A hidden tab asks nothing (a poll in flight is dropped); shown, it polls again.
@@ -225,8 +255,56 @@ async def test_sign_in_create_watch_download_and_cancel(
     # A phone's width: no horizontal scroll.
     await page.set_viewport_size(PHONE)
     assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    await bars_line_up(page)
+    # A long line of parameters stays one line, cut short; all of it in the title.
+    params = numbers.locator(".export-params")
+    full = await params.get_attribute("title")
+    assert full and full.startswith("rows 10 · fill x · flag yes · at ")
+    assert await params.evaluate("p => p.scrollWidth > p.clientWidth")
     await shot(page, pictures, "phone", full_page=True)
     await page.set_viewport_size(DESKTOP)
+
+    # Older exports, a page at a time (here a page holds one): a button after the list, asked
+    # with the last page's cursor and the same limit; a refresh (the first page only) keeps
+    # the pages loaded.
+    asked_pages: list[str] = []
+
+    async def one_per_page(route: Route) -> None:
+        asked_pages.append(route.request.url)
+        await route.continue_(url=route.request.url.replace(f"limit={LIST_LIMIT}", "limit=1"))
+
+    await page.route(re.compile(r"/v1/exports\?"), one_per_page)
+    older = page.get_by_role("button", name="Show older exports")
+    exports = page.locator("#export-list > li")
+    await page.get_by_role("button", name="Refresh").click()
+    await expect(exports).to_have_count(1)
+    await expect(numbers).to_be_visible()
+    await numbers.get_by_role("button", name=re.compile("^Download")).focus()
+    await page.keyboard.press("Tab")
+    await expect(older).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(slow).to_be_visible()
+    await expect(page.locator("#announcer")).to_have_text("1 older export added below.")
+    await expect(older).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(orders).to_be_visible()
+    await expect(page.locator("#announcer")).to_have_text(
+        "1 older export added below. That is all of them."
+    )
+    await expect(older).to_be_hidden()
+    await expect(orders).to_be_focused()  # the first it added, the button gone
+    cursors = [url for url in asked_pages if "cursor=" in url]
+    assert len(cursors) == 2 and all(f"limit={LIST_LIMIT}&cursor=" in url for url in cursors)
+    refresh = page.get_by_role("button", name="Refresh")
+    await refresh.click()  # as the page does every 15 s
+    await expect(refresh).not_to_have_attribute("data-loading", "true")
+    await expect(exports).to_have_count(3)
+    assert [await li.get_attribute("data-status") for li in await exports.all()] == [
+        "succeeded",
+        "canceled",
+        "succeeded",
+    ]
+    await page.unroute(re.compile(r"/v1/exports\?"))
 
     # Handed a token in the fragment (as `exportd dev` prints it): taken, wiped from the bar.
     await page.get_by_role("button", name="Sign out").click()

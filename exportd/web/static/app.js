@@ -66,11 +66,20 @@ class Session {
     });
     this.watcher = new Watcher(this.api, {
       onExport: (exp) => this.list.update(exp),
-      onGone: () => this.refresh(),
+      onGone: (id) => {
+        this.list.remove(id);
+        this.refresh();
+      },
     });
     this.timer = null;
     this.loading = null;
+    this.again = false;
     this.closed = false;
+    // Older pages: the cursor of the next one (null: none left), and whether the user has
+    // loaded any (then a refresh reads the first page only and keeps them).
+    this.cursor = null;
+    this.olderShown = false;
+    this.fetchingOlder = false;
     this.onVisibility = () => (document.hidden ? this.pause() : this.resume());
   }
 
@@ -93,6 +102,7 @@ class Session {
     document.removeEventListener('visibilitychange', this.onVisibility);
     this.list.clear();
     $('export-list').replaceChildren();
+    $('older').hidden = true;
   }
 
   refused(error) {
@@ -113,28 +123,92 @@ class Session {
     this.refresh();
   }
 
-  // The list now, then every REFRESH_MS while the tab is visible.
+  // The list now, then every REFRESH_MS while the tab is visible. Asked while a load is on
+  // its way (which may have been read before a change), one more follows it.
   async refresh() {
     clearTimeout(this.timer);
-    if (this.loading) return this.loading;
+    if (this.loading) {
+      this.again = true;
+      return this.loading;
+    }
+    this.again = false;
+    const button = $('refresh');
+    button.dataset.loading = 'true';
     this.loading = this.load().finally(() => {
       this.loading = null;
-      if (!this.closed && !document.hidden) this.timer = setTimeout(() => this.refresh(), REFRESH_MS);
+      delete button.dataset.loading;
+      if (this.closed) return;
+      if (this.again && !document.hidden) this.refresh();
+      else if (!document.hidden) this.timer = setTimeout(() => this.refresh(), REFRESH_MS);
     });
     return this.loading;
   }
 
+  // The first page only, merged by id: older pages the user loaded stay.
   async load() {
+    const mark = this.list.mark();
     try {
       const answer = await this.api.request(`v1/exports?limit=${LIST_LIMIT}`);
       if (this.closed) return;
       const items = Array.isArray(answer.data?.items) ? answer.data.items : [];
-      this.list.replace(items);
+      const next = typeof answer.data?.next_cursor === 'string' ? answer.data.next_cursor : null;
+      const whole = !this.olderShown || next === null;
+      this.list.firstPage(items, { whole, mark });
+      if (whole) {
+        this.olderShown = false;
+        this.cursor = next;
+      }
+      this.showOlderButton();
       this.watcher.track(this.list.pending());
       showMessage($('list-message'), '');
     } catch (error) {
       if (error instanceof Unauthorized || this.closed) return;
       showMessage($('list-message'), `Could not load your exports: ${error.message}`);
+    }
+  }
+
+  showOlderButton() {
+    $('older').hidden = this.cursor === null;
+  }
+
+  // The next older page, below the list. The button keeps the focus while there are more
+  // (it is marked busy, not disabled, so it keeps it meanwhile); after the last page the
+  // focus goes to the first export it added.
+  async older() {
+    const button = $('older');
+    if (this.fetchingOlder || this.cursor === null) return;
+    this.fetchingOlder = true;
+    button.setAttribute('aria-disabled', 'true');
+    button.setAttribute('aria-busy', 'true');
+    try {
+      const cursor = encodeURIComponent(this.cursor);
+      const answer = await this.api.request(`v1/exports?limit=${LIST_LIMIT}&cursor=${cursor}`);
+      if (this.closed) return;
+      const items = Array.isArray(answer.data?.items) ? answer.data.items : [];
+      const added = this.list.olderPage(items);
+      this.olderShown = true;
+      this.cursor = typeof answer.data?.next_cursor === 'string' ? answer.data.next_cursor : null;
+      this.showOlderButton();
+      this.watcher.track(this.list.pending());
+      showMessage($('list-message'), '');
+      const n = added.length;
+      const what = n === 1 ? '1 older export' : `${n} older exports`;
+      const last = this.cursor === null ? ' That is all of them.' : '';
+      announce(n ? `${what} added below.${last}` : `No older exports.${last}`);
+      if (this.cursor === null) {
+        const target = added[0]?.li || $('export-list').lastElementChild;
+        if (target) {
+          target.tabIndex = -1;
+          target.focus();
+        }
+      }
+    } catch (error) {
+      if (error instanceof Unauthorized || this.closed) return;
+      showMessage($('list-message'), `Could not load older exports: ${error.message}`);
+    } finally {
+      this.fetchingOlder = false;
+      button.removeAttribute('aria-disabled');
+      button.removeAttribute('aria-busy');
     }
   }
 
@@ -211,6 +285,7 @@ function start() {
   });
   $('sign-out').addEventListener('click', () => signOut(''));
   $('refresh').addEventListener('click', () => session?.refresh());
+  $('older').addEventListener('click', () => session?.older());
   // A link with #token= opened in this tab while the page is already here.
   window.addEventListener('hashchange', () => {
     const handed = takeFragmentToken();

@@ -69,6 +69,28 @@ function inputFor(param, id) {
   }
 }
 
+// A format the catalog spells out for people typing it: "(YYYY-MM-DD)", "(format
+// YYYY-MM-DDTHH:MM)".
+const FORMAT_NOTE = /\s*\([^()]*\bYYYY-MM-DD[^()]*\)/gi;
+// What a date or timestamp typed as text must look like (the API's format).
+const TYPED_FORMAT = { date: 'YYYY-MM-DD', timestamp: 'YYYY-MM-DDTHH:MM' };
+
+// The help under a parameter's input. A native date or date-time input is its own format
+// (the browser's picker, in the reader's locale): a format note would contradict it, so it
+// goes. Only where the browser falls back to a text input is the format said (and checked).
+export function hintText(param, inputType) {
+  const typed = TYPED_FORMAT[param.type];
+  const native = typed && inputType !== 'text';
+  let description = typeof param.description === 'string' ? param.description : '';
+  if (native) description = description.replace(FORMAT_NOTE, '').trim();
+  const parts = [description];
+  if (typed && !native && !description.toUpperCase().includes(typed.slice(0, 10))) {
+    parts.push(typed);
+  }
+  if (param.type === 'timestamp') parts.push('your local time');
+  return parts.filter((part) => part).join(' · ');
+}
+
 // The JSON value of one parameter's input; undefined leaves it out (the export's default).
 function valueOf(param, input) {
   if (param.type === 'bool') return input.checked;
@@ -150,8 +172,8 @@ export class CreateForm {
     }
     const described = [];
     const hint = el('p', { className: 'hint', id: `${id}-hint` });
-    hint.textContent = [param.description, param.type === 'timestamp' ? 'your local time' : '']
-      .filter((part) => typeof part === 'string' && part).join(' · ');
+    hint.textContent = hintText(param, input.type);
+    if (param.type === 'date' && input.type === 'text') input.pattern = '\\d{4}-\\d{2}-\\d{2}';
     if (hint.textContent) described.push(hint.id);
     const error = el('p', { className: 'field-error', id: `${id}-error`, hidden: true });
     if (described.length) input.setAttribute('aria-describedby', described.join(' '));

@@ -1,7 +1,9 @@
 // The list of exports, newest first: one <li> per export, updated in place. All server text
 // goes in through textContent and attributes, never as HTML.
 
-import { TERMINAL, bytes, dateTime, progressOf, statusLabel } from './format.js';
+import {
+  TERMINAL, bytes, createdText, dateTimeSeconds, paramsText, progressOf, settled, statusLabel,
+} from './format.js';
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -18,6 +20,27 @@ function version(exp) {
   return typeof exp.version === 'number' ? exp.version : -1;
 }
 
+// In microseconds, as the API keeps it (a Date keeps milliseconds); missing: newest.
+function createdUs(exp) {
+  const iso = exp.created_at;
+  const at = typeof iso === 'string' ? new Date(iso).getTime() : NaN;
+  if (Number.isNaN(at)) return Infinity;
+  const fraction = /T[^.]*\.\d{3}(\d{1,3})/.exec(iso);
+  return at * 1000 + (fraction ? Number(fraction[1].padEnd(3, '0')) : 0);
+}
+
+// The API's order: newest first, then by id (the cursor's order too). Negative: `a` first.
+function newestFirst(a, b) {
+  const [at, bt] = [createdUs(a), createdUs(b)];
+  if (at !== bt) return at > bt ? -1 : 1;
+  if (a.id === b.id) return 0;
+  return a.id > b.id ? -1 : 1;
+}
+
+function usable(items) {
+  return (Array.isArray(items) ? items : []).filter((exp) => exp && typeof exp.id === 'string');
+}
+
 export class ExportList {
   // actions: {download(exp), cancel(exp)}; announce(text) speaks a change of status.
   constructor(listEl, emptyEl, { actions, announce }) {
@@ -26,49 +49,78 @@ export class ExportList {
     this.actions = actions;
     this.announce = announce;
     this.titles = new Map();
+    this.paramOrder = new Map();
     this.entries = new Map();
+    // Counts the single updates (a poll, a create, a cancel): a page asked for before one
+    // may not hold its export yet, and does not remove it.
+    this.clock = 0;
   }
 
   setTitles(types) {
     this.titles = new Map(types.map((t) => [t.name, t.title || t.name]));
+    this.paramOrder = new Map(types.map((t) => [
+      t.name, Array.isArray(t.params) ? t.params.map((p) => String(p.name)) : [],
+    ]));
   }
 
   title(exp) {
     return this.titles.get(exp.export) || String(exp.export || 'export');
   }
 
-  // A page of the list: newest first; exports it no longer holds leave the page.
-  replace(items) {
+  // Taken before asking for a page; handed back with its answer (see firstPage).
+  mark() {
+    return this.clock;
+  }
+
+  // The newest page as the API answers it now. Exports it no longer holds leave the list
+  // where the page covers them: all of the list when it is `whole` (no older page shown, or
+  // none left), else those newer than its last; older pages the user loaded stay below it.
+  // An export updated on its own since `mark` stays too (created after the page was read).
+  firstPage(items, { whole, mark = Infinity }) {
+    const page = usable(items);
     const seen = new Set();
-    let previous = null;
-    for (const exp of items) {
-      if (!exp || typeof exp.id !== 'string') continue;
+    let last = null;
+    for (const exp of page) {
       seen.add(exp.id);
-      const entry = this.upsert(exp, { announce: false });
-      const wanted = previous ? previous.nextSibling : this.listEl.firstChild;
-      if (entry.li !== wanted) this.listEl.insertBefore(entry.li, wanted);
-      previous = entry.li;
+      this.upsert(exp, { announce: false });
+      if (!last || newestFirst(exp, last) > 0) last = exp;
     }
     for (const [id, entry] of this.entries) {
-      if (!seen.has(id)) {
-        entry.li.remove();
-        this.entries.delete(id);
-      }
+      if (seen.has(id) || entry.touched > mark) continue;
+      if (whole || (last && newestFirst(entry.exp, last) < 0)) this.drop(id);
     }
-    this.emptyEl.hidden = this.entries.size > 0;
+    this.order();
+  }
+
+  // An older page (the user asked for it): added below, merged by id. The entries it added.
+  olderPage(items) {
+    const added = [];
+    for (const exp of usable(items)) {
+      const known = this.entries.has(exp.id);
+      const entry = this.upsert(exp, { announce: false });
+      if (!known) added.push(entry);
+    }
+    this.order();
+    return added.sort((a, b) => newestFirst(a.exp, b.exp));
   }
 
   // One export as the API answered it (a poll, a create, a cancel); older versions are ignored.
   update(exp) {
-    const known = this.entries.has(exp.id);
     const entry = this.upsert(exp, { announce: true });
-    if (!known) this.listEl.prepend(entry.li);
-    this.emptyEl.hidden = true;
+    this.clock += 1;
+    entry.touched = this.clock;
+    this.order();
     return entry.exp;
   }
 
+  // An export the API no longer knows.
+  remove(id) {
+    if (this.drop(id)) this.order();
+  }
+
+  // The exports with more to come: unfinished, or still mailing.
   pending() {
-    return [...this.entries.values()].map((e) => e.exp).filter((exp) => !TERMINAL.has(exp.status));
+    return [...this.entries.values()].map((e) => e.exp).filter((exp) => !settled(exp));
   }
 
   get(id) {
@@ -79,6 +131,27 @@ export class ExportList {
     this.entries.clear();
     this.listEl.replaceChildren();
     this.emptyEl.hidden = true;
+  }
+
+  drop(id) {
+    const entry = this.entries.get(id);
+    if (!entry) return false;
+    entry.li.remove();
+    this.entries.delete(id);
+    return true;
+  }
+
+  // The items in the API's order; only those out of place move (moving one would take the
+  // focus from a button in it).
+  order() {
+    const sorted = [...this.entries.values()].sort((a, b) => newestFirst(a.exp, b.exp));
+    let previous = null;
+    for (const entry of sorted) {
+      const wanted = previous ? previous.nextSibling : this.listEl.firstChild;
+      if (entry.li !== wanted) this.listEl.insertBefore(entry.li, wanted);
+      previous = entry.li;
+    }
+    this.emptyEl.hidden = this.entries.size > 0;
   }
 
   upsert(exp, { announce }) {
@@ -107,6 +180,7 @@ export class ExportList {
     const badge = el('span', 'badge');
     head.append(name, badge);
     const meta = el('p', 'export-meta');
+    const params = el('p', 'export-params');
     const file = el('p', 'export-file');
     const bar = el('div', 'progress-line');
     const progress = el('progress');
@@ -125,9 +199,10 @@ export class ExportList {
     const cancel = el('button', 'cancel quiet', 'Cancel');
     cancel.type = 'button';
     actions.append(download, cancel);
-    li.append(head, meta, file, bar, error, actions, note);
+    li.append(head, meta, params, file, bar, error, actions, note);
     const entry = {
-      exp, li, name, badge, meta, file, progress, text, error, note, actions, download, cancel,
+      exp, li, name, badge, meta, params, file, progress, text, error, note, actions, download,
+      cancel, touched: 0,
     };
     download.addEventListener('click', () => this.actions.download(entry.exp, entry));
     cancel.addEventListener('click', () => this.actions.cancel(entry.exp, entry));
@@ -144,13 +219,22 @@ export class ExportList {
     const known = TERMINAL.has(exp.status) || exp.status === 'queued' || exp.status === 'running';
     entry.badge.className = `badge status-${known ? exp.status : 'unknown'}`;
 
-    const created = el('time', '', dateTime(exp.created_at));
-    if (typeof exp.created_at === 'string') created.dateTime = exp.created_at;
+    const created = el('time', '', createdText(exp.created_at));
+    if (typeof exp.created_at === 'string') {
+      created.dateTime = exp.created_at;
+      created.title = dateTimeSeconds(exp.created_at);
+    }
     const format = [exp.format, exp.compression && exp.compression !== 'none' ? exp.compression : '']
       .filter((part) => typeof part === 'string' && part)
       .map((part) => part.toUpperCase())
       .join(' + ');
     entry.meta.replaceChildren(`${format || 'file'} · created `, created);
+
+    // Text, shortened on screen when long; all of it in the title and for screen readers.
+    const params = paramsText(exp.params, this.paramOrder.get(exp.export));
+    entry.params.textContent = params;
+    entry.params.title = params;
+    entry.params.hidden = !params;
 
     const result = exp.result && typeof exp.result === 'object' ? exp.result : null;
     const fileName = (result && result.file_name) || exp.file_name;

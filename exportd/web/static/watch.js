@@ -1,9 +1,11 @@
-// Live status: long-polls of the exports that are not finished, at most MAX_POLLS at once
+// Live status: long-polls of the exports that are not settled, at most MAX_POLLS at once
 // (a browser opens 6 connections per origin over HTTP/1.1; the page needs the others).
-// With more unfinished exports than slots they take turns, one poll each.
+// With more unsettled exports than slots they take turns, one poll each. A succeeded export
+// still mailing its link (progress.phase "mailing") is watched, and takes its turns, until
+// the phase is "done".
 
 import { Unauthorized } from './api.js';
-import { TERMINAL } from './format.js';
+import { settled } from './format.js';
 
 const MAX_POLLS = 4;
 const WAIT_S = 25;
@@ -28,7 +30,7 @@ export class Watcher {
     this.running = false;
   }
 
-  // The unfinished exports, newest first (the order they get their first turn).
+  // The unsettled exports, newest first (the order they get their first turn).
   track(exports) {
     const ids = new Set();
     for (const exp of exports) {
@@ -96,7 +98,7 @@ export class Watcher {
         const etag = answer.etag || (typeof answer.data.version === 'number' ? `"${answer.data.version}"` : null);
         if (etag) this.etags.set(id, etag);
         this.onExport(answer.data);
-        if (TERMINAL.has(answer.data.status)) this.forget(id);
+        if (settled(answer.data)) this.forget(id);
       }
     } catch (error) {
       if (controller.signal.aborted || error instanceof Unauthorized) return;
