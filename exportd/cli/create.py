@@ -24,13 +24,16 @@ from exportd.client.errors import (
     EXIT_EXPORT,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    ClientConfigError,
     ClientError,
     ExportUnsuccessful,
+    FileExists,
     Problem,
 )
 from exportd.client.flow import follow, save, succeeded
 from exportd.client.pending import Pending, claim, fingerprint, state_dir
 from exportd.client.progress import Display
+from exportd.client.views import View
 
 T = TypeVar("T")
 QUESTION = "Cancel the export on the server? [y/N] "
@@ -113,21 +116,35 @@ class Export:
         self.ctx, self.api, self.pending, self.output = ctx, api, pending, output
         self.built: dict[str, Any] | None = None
 
-    async def create(self, body: dict[str, Any], interrupts: Interrupts) -> int:
+    async def send(self, body: dict[str, Any], interrupts: Interrupts) -> Versioned | None:
+        """POST the export with this command's key (None on Ctrl-C). With --no-wait, an
+        earlier run's export that is finished is done with: a new key, a new export."""
         created = await interrupts.race(self.api.create(body, idempotency_key=self.pending.key))
+        finished = created is not None and View.of(created.export).terminal
+        if created is not None and created.replayed and finished and self.ctx.args.no_wait:
+            self.pending.renew()
+            created = await interrupts.race(self.api.create(body, idempotency_key=self.pending.key))
+        return created
+
+    async def create(self, body: dict[str, Any], interrupts: Interrupts) -> int:
+        created = await self.send(body, interrupts)
         if created is None:
             self.ctx.say("exportd: interrupted while creating the export; rerun to resume it")
             return EXIT_INTERRUPTED
-        self.pending.remember(created.export["id"])
+        export_id = created.export["id"]
+        self.pending.remember(export_id)
         if self.ctx.args.no_wait:
-            self.pending.forget()
+            # The key stays (see exportd.client.pending): a rerun gives this same export.
+            earlier = created.replayed and not self.pending.fresh  # not this run's own retry
+            if earlier and not (self.ctx.json and not self.ctx.err.isatty()):
+                self.ctx.say(f"export {export_id} already exists (created by an earlier run)")
             if self.ctx.json:
                 render.print_json(self.ctx.out, created.export)
             else:
-                print(created.export["id"], file=self.ctx.out, flush=True)
+                print(export_id, file=self.ctx.out, flush=True)
             return EXIT_OK
         shown = self.ctx.display()
-        if created.replayed:
+        if created.replayed and not self.pending.fresh:
             shown.note(f"resuming export {created.export['id']}, created by an earlier run")
         try:
             path = await interrupts.race(self.build_and_save(created, shown))
@@ -142,7 +159,9 @@ class Export:
 
     async def build_and_save(self, created: Versioned, shown: Display) -> Path:
         self.built = succeeded(await follow(self.api, created.export["id"], shown, created))
-        return await save(self.api, self.built, self.output, self.ctx.cwd, shown)
+        return await save(
+            self.api, self.built, self.output, self.ctx.cwd, shown, force=self.ctx.args.force
+        )
 
     async def interrupted(self, interrupts: Interrupts) -> int:
         export_id, say = self.pending.export_id, self.ctx.say
@@ -163,6 +182,17 @@ class Export:
         return EXIT_INTERRUPTED
 
 
+def refuse_to_overwrite(output: Path, named: str, pending: Pending, *, force: bool) -> None:
+    """Before creating anything: a FileExists for an `-o FILE` that exists, unless `force`.
+    (With an earlier run's export to resume, the file may be that export's: the download
+    checks it then.)"""
+    if force or not output.exists() or output.is_dir():
+        return
+    if pending.fresh:
+        pending.forget()  # nothing was sent with it
+    raise FileExists(f"{named} exists; use --force to overwrite")
+
+
 async def run(ctx: Context) -> int:
     args = ctx.args
     async with ctx.client() as api:
@@ -171,6 +201,8 @@ async def run(ctx: Context) -> int:
         where = str(output.resolve()) if output else f"cwd:{ctx.cwd.resolve()}"
         key_of = fingerprint(url=api.target.url, token=api.target.token, request=body, output=where)
         pending = claim(state_dir(ctx.env), key_of, new=args.new)
+        if output is not None and pending.export_id is None and not args.no_wait:
+            refuse_to_overwrite(output, args.output, pending, force=args.force)
         with Interrupts() as interrupts:
             try:
                 return await Export(ctx, api, pending, output).create(body, interrupts)
@@ -179,7 +211,14 @@ async def run(ctx: Context) -> int:
                 if ctx.json:
                     render.print_json(ctx.out, exc.export)
                 raise
+            except FileExists as exc:
+                exc.hint = (
+                    f"or save it elsewhere: `exportd exports download {pending.export_id} -o FILE`"
+                )
+                raise
             except ClientError as exc:
+                if isinstance(exc, ClientConfigError):
+                    raise
                 if isinstance(exc, Problem) and 400 <= exc.status < 500:
                     if exc.status not in (408, 429):
                         pending.forget()  # the request itself was refused: a rerun is new

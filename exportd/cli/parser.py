@@ -4,8 +4,8 @@ the client's (export, exports, types). Building it imports neither side."""
 from __future__ import annotations
 
 import argparse
-from importlib.metadata import version
-from typing import Final
+from collections.abc import Sequence
+from typing import Any, Final
 
 from exportd.cli.common import count, positive, tcp_port
 
@@ -21,10 +21,26 @@ CLIENT_EPILOG = """\
 The server and token come from --url/--token, else EXPORTD_URL/EXPORTD_TOKEN, else the
 .exportd-dev/dev.json of an `exportd dev` in this folder or a parent.
 Exit codes: 0 done; 1 the export failed, was canceled or expired, or the server refused the
-request; 2 usage or configuration; 3 network or server errors; 130 interrupted."""
+request; 2 usage or configuration, or a file not overwritten without --force; 3 network or
+server errors; 130 interrupted."""
 
 SERVER_COMMANDS: Final = frozenset({"serve", "migrate", "dev", "token"})
 ROLE_NAMES: Final = ("all", "api", "worker")  # exportd.api.keys.Role
+# What `GET /v1/exports?status=` filters on: exportd.model.Status.
+STATUS_NAMES: Final = ("queued", "running", "succeeded", "failed", "canceled", "expired")
+
+
+class Version(argparse.Action):
+    """--version, looked up only when asked for (importlib.metadata takes a while to load)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from importlib.metadata import version
+
+        print(f"exportd {version('exportd')}")
+        parser.exit()
 
 
 def client_options() -> argparse.ArgumentParser:
@@ -109,9 +125,10 @@ def add_export_command(
         parents=[shared],
         help="create an export, follow it, download its file",
         description="Create an export, show its progress, download the file and check its "
-        "sha256 and size. Rerunning the same command after an error resumes the same export "
-        "(an automatic Idempotency-Key) until the file is saved. Ctrl-C asks whether to "
-        "cancel the export or leave it running.",
+        "sha256 and size. Rerunning the same command resumes the same export (an automatic "
+        "Idempotency-Key) until the file is saved; with --no-wait, until the export has "
+        "finished. An existing -o file is not overwritten without --force. Ctrl-C asks "
+        "whether to cancel the export or leave it running.",
         epilog=CLIENT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -130,6 +147,7 @@ def add_export_command(
     export.add_argument(
         "-o", "--output", help="where to save the file (a folder keeps the server's file name)"
     )
+    export.add_argument("--force", action="store_true", help="overwrite the -o file if it exists")
     export.add_argument(
         "--new", action="store_true", help="always create a new export, never resume one"
     )
@@ -148,7 +166,7 @@ def add_exports_command(
     )
     actions = exports.add_subparsers(dest="action", required=True, metavar="ACTION")
     ls = actions.add_parser("ls", parents=[shared], help="your exports, newest first")
-    ls.add_argument("--status", help="only exports with this status")
+    ls.add_argument("--status", choices=STATUS_NAMES, help="only exports with this status")
     ls.add_argument("--limit", type=positive, default=20, help="how many (default: 20)")
     ls.add_argument("--cursor", help="the next_cursor of an earlier page")
     for action, what in (
@@ -161,6 +179,9 @@ def add_exports_command(
         command.add_argument("id", metavar="ID", help="the export's id")
         if action == "download":
             command.add_argument("-o", "--output", help="where to save the file")
+            command.add_argument(
+                "--force", action="store_true", help="overwrite the file if it exists"
+            )
     sub.add_parser(
         "types",
         parents=[shared],
@@ -175,7 +196,7 @@ def build() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    top.add_argument("--version", action="version", version=f"exportd {version('exportd')}")
+    top.add_argument("--version", action=Version, help="show the version and exit")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_server_commands(sub)
     shared = client_options()

@@ -54,7 +54,7 @@ async def download(ctx: Context) -> int:
     try:
         async with ctx.client() as api:
             export = (await api.get(ctx.args.id)).export
-            path = await save(api, succeeded(export), output, ctx.cwd, shown)
+            path = await save(api, succeeded(export), output, ctx.cwd, shown, force=ctx.args.force)
     finally:
         shown.close()
     render.report_saved(ctx.out, export, path, cwd=ctx.cwd, as_json=ctx.json)
@@ -128,8 +128,8 @@ def run(
         for line in [*str(exc).splitlines(), *([exc.hint] if exc.hint else [])]:
             print(f"exportd: {line}", file=err)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # outside the ask-to-cancel of `exportd export`
         export_id = getattr(args, "id", None)
-        if export_id:
-            print(f"exportd: interrupted; export {export_id} is unchanged", file=err)
+        unchanged = f"; export {export_id} is unchanged" if export_id else ""
+        print(f"exportd: interrupted{unchanged}", file=err, flush=True)
         return EXIT_INTERRUPTED

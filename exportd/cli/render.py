@@ -1,23 +1,25 @@
 """The client commands' output for people: an export's facts, a page of exports, the catalog.
-Scripts use --json instead."""
+Scripts use --json instead. rich is imported only when a table is printed."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-
+from exportd.client.flow import shown
 from exportd.client.views import View, size
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # Wide enough that ids and timestamps do not wrap when the output goes to a file or a pipe.
 PIPE_WIDTH = 200
 
 
 def console(stream: TextIO) -> Console:
+    from rich.console import Console
+
     return Console(
         file=stream, highlight=False, width=None if stream.isatty() else PIPE_WIDTH, soft_wrap=True
     )
@@ -37,13 +39,14 @@ def export_facts(export: dict[str, Any]) -> list[tuple[str, str]]:
     facts = [
         ("id", view.id),
         ("export", view.name),
-        ("status", view.stage if view.stage != view.status else view.status),
+        ("status", view.status_text),
         ("params", json.dumps(export.get("params") or {}, sort_keys=True)),
-        ("format", f"{export.get('format')} ({export.get('compression') or 'none'})"),
+        ("format", str(export.get("format") or "-")),
+        ("compression", str(export.get("compression") or "none")),
         ("file name", str(export.get("file_name") or "-")),
         ("created", short_time(export.get("created_at"))),
     ]
-    if view.status == "queued":
+    if view.status == "queued" and view.counted:
         facts.append(("queue", view.queue_text()))
     elif view.status == "running":
         facts.append(("progress", view.progress_text()))
@@ -68,6 +71,8 @@ def export_facts(export: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def show_export(stream: TextIO, export: dict[str, Any]) -> None:
+    from rich.table import Table
+
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
@@ -77,6 +82,8 @@ def show_export(stream: TextIO, export: dict[str, Any]) -> None:
 
 
 def show_page(stream: TextIO, page: dict[str, Any]) -> None:
+    from rich.table import Table
+
     items = page.get("items") or []
     out = console(stream)
     if not items:
@@ -91,7 +98,7 @@ def show_page(stream: TextIO, page: dict[str, Any]) -> None:
             table.add_row(
                 view.id,
                 view.name,
-                view.stage,
+                view.status_text,
                 short_time(export.get("created_at")),
                 f"{result['rows']:,}" if result.get("rows") is not None else "-",
                 size(result.get("size")) if result.get("size") is not None else "-",
@@ -115,6 +122,8 @@ def param_text(param: dict[str, Any]) -> str:
 
 
 def show_types(stream: TextIO, items: list[dict[str, Any]]) -> None:
+    from rich.markup import escape
+
     out = console(stream)
     for item in items:
         out.print(
@@ -142,5 +151,6 @@ def report_saved(
         return
     result = export.get("result") or {}
     rows, got = result.get("rows") or 0, size(result.get("size"))
-    shown = path.relative_to(cwd) if path.is_relative_to(cwd) else path
-    print(f"saved {shown} ({rows:,} rows, {got}, sha256 verified)", file=stream, flush=True)
+    print(
+        f"saved {shown(path, cwd)} ({rows:,} rows, {got}, sha256 verified)", file=stream, flush=True
+    )

@@ -2,28 +2,31 @@
 `Problem`, and retries with full-jitter backoff on connection errors and 502/503/504.
 
 Every call it retries is safe to repeat: reads, cancel (canceling twice is fine), and create,
-which always carries an Idempotency-Key, so a repeated POST answers with the same export."""
+which always carries an Idempotency-Key, so a repeated POST answers with the same export.
+
+aiohttp (a third of a second to import, most of it the TLS contexts it makes at import) is
+imported when the client opens, not before: a usage or configuration error, --help, or a
+file the command will not overwrite, is told without waiting for it."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
-from typing import Any, Final, Self, TypeVar
-from urllib.parse import quote, urljoin
-
-import aiohttp
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
+from urllib.parse import quote, urljoin, urlsplit
 
 from exportd.client.config import Target
 from exportd.client.errors import Problem, Unreachable
 
+if TYPE_CHECKING:
+    import aiohttp
+
 RETRY_STATUSES: Final = frozenset({502, 503, 504})
-# What a dropped connection, a refused one or a cut-off answer raise.
-TRANSIENT: Final = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
 LONG_POLL_S: Final = 25.0
 CONNECT_TIMEOUT_S: Final = 10.0
 READ_TIMEOUT_S: Final = 60.0
@@ -32,10 +35,53 @@ T = TypeVar("T")
 
 
 def user_agent() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return f"exportd-cli/{version('exportd')}"
     except PackageNotFoundError:
         return "exportd-cli"
+
+
+def transient() -> tuple[type[BaseException], ...]:
+    """What a dropped connection, a refused one, a timeout or a cut-off answer raise."""
+    import aiohttp
+
+    return (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
+
+
+def origin(url: str) -> str:
+    """scheme://host[:port] of a URL: what a connection error names (never a signed query)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def reason(exc: BaseException) -> str:
+    """Why a connection failed, in a few words, without aiohttp's internals (`ssl:default`,
+    the connect call's tuple)."""
+    import aiohttp
+
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        error = exc.certificate_error
+        return f"TLS certificate not trusted: {getattr(error, 'verify_message', None) or error}"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        error = exc.os_error
+        return f"TLS failed: {getattr(error, 'reason', None) or error}"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"unknown host ({exc.os_error.strerror or 'not found'})"
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return f"no connection within {CONNECT_TIMEOUT_S:g} s"
+    if isinstance(exc, TimeoutError):  # aiohttp's read timeouts, asyncio's
+        return "timed out waiting for an answer"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the connection closed before the answer came"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the answer was cut off"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        exc = exc.os_error
+    if isinstance(exc, OSError):
+        return os.strerror(exc.errno) if exc.errno else exc.strerror or type(exc).__name__
+    return str(exc) or type(exc).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +165,8 @@ class Client:
     async def __aenter__(self) -> Self:
         # No default Authorization header: the token goes only to exportd, never to the
         # storage a download redirects to.
+        import aiohttp
+
         self._session = aiohttp.ClientSession(headers={"User-Agent": user_agent()})
         return self
 
@@ -136,8 +184,16 @@ class Client:
     def url(self, path: str) -> str:
         return f"{self.target.url}{path}"
 
-    async def retrying(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        """`attempt()` until it succeeds, retrying transient failures with backoff."""
+    async def retrying(
+        self,
+        what: str,
+        attempt: Callable[[], Awaitable[T]],
+        where: Callable[[], str] | None = None,
+    ) -> T:
+        """`attempt()` until it succeeds, retrying transient failures with backoff. A
+        connection that keeps failing is reported as one to `where()` (exportd's URL by
+        default)."""
+        retry_on = transient()
         for n in range(self.backoff.retries + 1):
             last = n == self.backoff.retries
             try:
@@ -146,10 +202,10 @@ class Client:
                 if last:
                     raise Unreachable(f"{what}: {exc.problem}") from None
                 await asyncio.sleep(self.backoff.delay(n, exc.retry_after))
-            except TRANSIENT as exc:
+            except retry_on as exc:
                 if last:
-                    reason = str(exc) or type(exc).__name__
-                    raise Unreachable(f"{what}: cannot reach {self.target.url}: {reason}") from None
+                    server = where() if where else self.target.url
+                    raise Unreachable(f"cannot reach {server}: {reason(exc)}") from None
                 await asyncio.sleep(self.backoff.delay(n))
         raise AssertionError("unreachable")  # the loop returns or raises
 
@@ -165,6 +221,8 @@ class Client:
         ok: tuple[int, ...] = (200,),
     ) -> Answer:
         """One API call (retried); a Problem for any status outside `ok`."""
+        import aiohttp
+
         sent = {"Authorization": f"Bearer {self.target.token}", **(headers or {})}
         timeout = aiohttp.ClientTimeout(connect=CONNECT_TIMEOUT_S, sock_read=read_timeout_s)
 

@@ -29,6 +29,10 @@ class ClientConfigError(ClientError):
     exit_code = EXIT_USAGE
 
 
+class FileExists(ClientConfigError):
+    """The file to write exists and is not the export's: not overwritten without --force."""
+
+
 class Unreachable(ClientError):
     """Connection errors and 502/503/504 answers, after the retries ran out."""
 

@@ -35,10 +35,24 @@ def succeeded(export: dict[str, Any]) -> dict[str, Any]:
     return export
 
 
+def shown(path: Path, cwd: Path) -> Path:
+    """`path` as a person in `cwd` would name it: relative when it is inside."""
+    return path.relative_to(cwd) if path.is_relative_to(cwd) else path
+
+
 async def save(
-    api: Client, export: dict[str, Any], output: Path | None, cwd: Path, display: Display
+    api: Client,
+    export: dict[str, Any],
+    output: Path | None,
+    cwd: Path,
+    display: Display,
+    *,
+    force: bool = False,
 ) -> Path:
-    """Download the succeeded export's file to `output` (or the working folder), verified."""
+    """Download the succeeded export's file to `output` (or the working folder), verified;
+    a file there that is not this export's is replaced only with `force`."""
     result = export.get("result") or {}
     dest = destination(output, result, cwd)
-    return await download(api, export, dest, display.downloading)
+    return await download(
+        api, export, dest, display.downloading, force=force, shown_as=str(shown(dest, cwd))
+    )

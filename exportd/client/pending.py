@@ -8,17 +8,27 @@ it succeeded, wants a fresh export. So the key is not derived from the request a
 - The command's fingerprint is the sha256 of the server URL, the caller (the token's issuer,
   tenant and subject, read without verifying; the token's hash if it is no JWT, so a renewed
   token is still the same caller), the request body and where the file goes (the absolute
-  -o path, or the working folder).
+  -o path, or the working folder). --no-wait is not part of it: `exportd export ... --no-wait`
+  and the same command without it name the same export.
 - The first run writes `<cache>/exportd/pending/<fingerprint>.json` holding a random key
   *before* it sends the POST, and sends that key. A rerun finds the file and sends the same
-  key: the server answers with the export it already has (`Idempotent-Replayed`).
-- The file is removed once the command is finished with the export: the file downloaded
-  and verified, the export failed, was canceled or expired (rerunning is then a retry, and
-  gets a new export), or created with --no-wait. It stays when the command stopped on a
-  network error or a Ctrl-C that left the export running.
-- `--new` ignores (and replaces) the file. Files older than a week are swept; the server
-  forgets keys after its EXPORTD_IDEMPOTENCY_TTL_S anyway (24 h by default), after which a
-  rerun creates a new export.
+  key: the server answers with the export it already has (`Idempotent-Replayed`), and the
+  export's id is recorded beside the key.
+- What the command came for decides when the file goes:
+  - Without --no-wait, the file. The state file is removed once the file is downloaded and
+    verified, or the export failed, was canceled or expired (rerunning is then a retry, and
+    gets a new export). It stays when the command stopped on a network error, a Ctrl-C that
+    left the export running, or a file it would not overwrite: a rerun picks the export up
+    (and downloads its file if it is done meanwhile).
+  - With --no-wait, an export on its way. The state file stays after the create, so a rerun
+    (after a network error, or just run again) answers with the same export ("export ID
+    already exists (created by an earlier run)") instead of queueing a second one. A rerun
+    with --no-wait that finds that export finished (succeeded, failed, canceled or expired)
+    drops the key and creates a new export.
+- A key is reused for a day at most (KEY_TTL_S; the server forgets keys after its
+  EXPORTD_IDEMPOTENCY_TTL_S, 24 h by default, and would create a new export anyway): after
+  that the same command gets a new key, and a new export. Older files are swept.
+- `--new` ignores (and replaces) the file: always a new export.
 
 `<cache>` is $XDG_CACHE_HOME, else ~/.cache."""
 
@@ -37,7 +47,7 @@ from pathlib import Path
 from typing import Any, Final
 
 KEY_PREFIX: Final = "exportd-cli-"
-KEEP_S: Final = 7 * 24 * 3600
+KEY_TTL_S: Final = 24 * 3600
 
 
 def state_dir(env: Mapping[str, str]) -> Path:
@@ -68,19 +78,38 @@ def fingerprint(*, url: str, token: str, request: Mapping[str, Any], output: str
 
 @dataclass(slots=True)
 class Pending:
-    """One command's key, and the export it created (once known)."""
+    """One command's key, and the export it created (once known). `fresh`: the key is new,
+    no earlier run sent it."""
 
     path: Path
     key: str
     export_id: str | None = None
+    created_at: float = 0.0
+    fresh: bool = False
 
     def remember(self, export_id: str) -> None:
         """Record the export's id beside the key."""
         self.export_id = export_id
-        _write(self.path, {"key": self.key, "export_id": export_id})
+        self.save()
 
     def forget(self) -> None:
         self.path.unlink(missing_ok=True)
+
+    def renew(self) -> None:
+        """A fresh key in place of this one (the export it named is done with)."""
+        self.key, self.export_id = new_key(), None
+        self.created_at, self.fresh = time.time(), True
+        self.save()
+
+    def save(self) -> None:
+        state: dict[str, Any] = {"key": self.key, "created_at": self.created_at}
+        if self.export_id is not None:
+            state["export_id"] = self.export_id
+        _write(self.path, state)
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_hex(16)
 
 
 def _write(path: Path, state: Mapping[str, Any]) -> None:
@@ -91,7 +120,7 @@ def _write(path: Path, state: Mapping[str, Any]) -> None:
 
 
 def _sweep(folder: Path) -> None:
-    cutoff = time.time() - KEEP_S
+    cutoff = time.time() - KEY_TTL_S
     for old in folder.glob("*.json"):
         try:
             if old.stat().st_mtime < cutoff:
@@ -101,8 +130,9 @@ def _sweep(folder: Path) -> None:
 
 
 def claim(folder: Path, fingerprint: str, *, new: bool = False) -> Pending:
-    """The key for this command: the pending one of an earlier run with the same fingerprint,
-    or (with `new`, or none pending) a fresh one, saved before it is used."""
+    """The key for this command: the pending one of an earlier run with the same fingerprint
+    (less than a day old), or (with `new`, or none pending) a fresh one, saved before it is
+    used."""
     path = folder / f"{fingerprint}.json"
     if folder.is_dir():
         _sweep(folder)
@@ -110,10 +140,15 @@ def claim(folder: Path, fingerprint: str, *, new: bool = False) -> Pending:
         try:
             state = json.loads(path.read_text())
             key, export_id = state["key"], state.get("export_id")
-            if isinstance(key, str) and key.startswith(KEY_PREFIX):
-                return Pending(path, key, export_id if isinstance(export_id, str) else None)
+            created_at = state.get("created_at")
+            if not isinstance(created_at, int | float):  # an older client's file
+                created_at = path.stat().st_mtime
+            recent = time.time() - created_at < KEY_TTL_S
+            if isinstance(key, str) and key.startswith(KEY_PREFIX) and recent:
+                found = export_id if isinstance(export_id, str) else None
+                return Pending(path, key, found, float(created_at))
         except (OSError, ValueError, KeyError, TypeError):
             pass  # none, or unreadable: start afresh
-    key = KEY_PREFIX + secrets.token_hex(16)
-    _write(path, {"key": key})
-    return Pending(path, key)
+    pending = Pending(path, new_key(), created_at=time.time(), fresh=True)
+    pending.save()
+    return pending

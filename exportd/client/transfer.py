@@ -1,6 +1,10 @@
 """Downloading an export's file: streamed to a temporary file beside the destination, hashed
 as it arrives, checked against the export's size and sha256, then renamed into place; a
-failed or interrupted download leaves nothing at the destination."""
+failed or interrupted download leaves nothing at the destination.
+
+A file already at the destination is replaced only when it is this export's file (its size
+and sha256 are the export's: nothing to download) or when asked to (`force`); otherwise
+the download is refused (FileExists) before anything is fetched."""
 
 from __future__ import annotations
 
@@ -12,18 +16,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Final
 
-import aiohttp
-from yarl import URL
-
 from exportd.client.api import (
     CONNECT_TIMEOUT_S,
     READ_TIMEOUT_S,
     RETRY_STATUSES,
     Client,
     Retryable,
+    origin,
     retry_after,
 )
-from exportd.client.errors import ClientError, Problem, VerifyError
+from exportd.client.errors import ClientError, FileExists, Problem, VerifyError
 
 CHUNK: Final = 1 << 16
 # Bytes gathered before one write-and-hash in a thread (sha256 is CPU work: off the loop).
@@ -74,6 +76,9 @@ async def fetch(
     api: Client, location: str, sink: Sink, total: int | None, progress: Progress
 ) -> None:
     """GET the presigned URL (without exportd's token) into `sink`."""
+    import aiohttp
+    from yarl import URL
+
     timeout = aiohttp.ClientTimeout(connect=CONNECT_TIMEOUT_S, sock_read=READ_TIMEOUT_S)
     # encoded=True: the URL is signed as it is; re-quoting it would break the signature.
     async with api.session.get(
@@ -96,16 +101,50 @@ async def fetch(
         progress(sink.size, total)
 
 
+def already_there(path: Path, result: dict[str, Any]) -> bool | None:
+    """What is at `path`: None, nothing; True, the file `result` describes (its size and
+    sha256); False, something else."""
+    if not path.exists():
+        return None
+    size, sha256 = result.get("size"), result.get("sha256")
+    try:
+        if not sha256 or not path.is_file() or (size is not None and path.stat().st_size != size):
+            return False
+        digest = hashlib.sha256()
+        with path.open("rb") as file:
+            while chunk := file.read(BATCH):
+                digest.update(chunk)
+    except OSError:
+        return False
+    return bool(digest.hexdigest() == sha256)
+
+
 async def download(
-    api: Client, export: dict[str, Any], dest: Path, progress: Progress = lambda n, t: None
+    api: Client,
+    export: dict[str, Any],
+    dest: Path,
+    progress: Progress = lambda n, t: None,
+    *,
+    force: bool = False,
+    shown_as: str | None = None,
 ) -> Path:
     """Download the succeeded `export` to `dest` (verified), retrying transient failures with
-    a fresh link each time; returns `dest`."""
+    a fresh link each time; returns `dest`. A file already at `dest` that is not this
+    export's is refused (FileExists, naming it `shown_as`) unless `force`."""
     result = export.get("result") or {}
     total = result.get("size")
+    if not force:
+        there = await asyncio.to_thread(already_there, dest, result)
+        if there:
+            return dest  # this export's file, already there and whole
+        if there is not None:
+            raise FileExists(f"{shown_as or dest} exists; use --force to overwrite")
+    storage = api.target.url
 
     async def attempt() -> None:
+        nonlocal storage
         location = await api.file_location(export["id"])
+        storage = origin(location)
         sink = Sink(temporary_path(dest))
         try:
             progress(0, total)
@@ -118,7 +157,7 @@ async def download(
             raise
 
     try:
-        await api.retrying(f"download of {export['id']}", attempt)
+        await api.retrying(f"download of {export['id']}", attempt, where=lambda: storage)
     except OSError as exc:
         raise ClientError(f"cannot write {dest}: {exc.strerror or exc}") from None
     return dest

@@ -1,5 +1,9 @@
 """An export's JSON read for display, tolerant of what an older server leaves out (`queue`,
-most of `progress`), and the words and numbers the command line shows for it."""
+most of `progress`), and the words and numbers the command line shows for it.
+
+A line of progress comes in versions from the fullest to the sparest (`summary_variants`):
+where room is short (an 80-column terminal beside a bar), `fit` takes the fullest that fits,
+so the least important parts go first."""
 
 from __future__ import annotations
 
@@ -8,7 +12,14 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 TERMINAL: Final = frozenset({"succeeded", "failed", "canceled", "expired"})
-WAITING_FOR: Final = {"worker": "a free worker", "tenant_limit": "your tenant's other exports"}
+# What a queued export waits for (the API's queue.waiting_for), and in a word where room is
+# short; waiting for a worker is what queued means anyway, so it has no short form.
+WAITING_FOR: Final = {
+    "worker": "waiting for a worker",
+    "tenant_limit": "waiting for your tenant's earlier exports",
+}
+WAITING_FOR_SHORT: Final = {"tenant_limit": "tenant limit"}
+SEPARATOR: Final = " · "
 
 
 def number(value: Any) -> float | None:
@@ -48,6 +59,21 @@ def duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes}:{secs:02}"
 
 
+def joined(*parts: str | None) -> str:
+    return SEPARATOR.join(part for part in parts if part)
+
+
+def versions(*candidates: str) -> list[str]:
+    """The candidates without repeats, in order (fullest first)."""
+    return list(dict.fromkeys(candidates))
+
+
+def fit(variants: list[str], width: int) -> str:
+    """The fullest of `variants` (fullest first) that fits in `width` cells; else the last,
+    to be cut short by whoever shows it."""
+    return next((v for v in variants if len(v) <= width), variants[-1] if variants else "")
+
+
 def until(at: str | None) -> float | None:
     """Seconds from now until an ISO 8601 time (None when it is not one)."""
     if not at:
@@ -75,6 +101,7 @@ class View:
     percent: float | None
     rate: float | None
     eta: float | None
+    counted: bool  # the queue's numbers are known (the answer to a create has none yet)
     position: int | None
     ahead: int | None
     waiting_for: str | None
@@ -100,6 +127,7 @@ class View:
             percent=percent,
             rate=number(progress.get("rate_rows_s")),
             eta=number(progress.get("eta_s")),
+            counted=bool(queue),
             position=whole(queue.get("position")),
             ahead=whole(queue.get("ahead")),
             waiting_for=queue.get("waiting_for") if queue.get("waiting_for") else None,
@@ -119,32 +147,65 @@ class View:
             return self.phase
         return self.status
 
-    def queue_text(self) -> str:
-        parts = []
-        if self.position is not None:
-            parts.append(f"#{self.position} in line")
-        if self.ahead is not None:
-            parts.append(f"{self.ahead} ahead")
-        parts.append(f"waiting for {WAITING_FOR.get(self.waiting_for or 'worker', 'a worker')}")
+    @property
+    def status_text(self) -> str:
+        """The status (what `exports ls --status` filters on), with the phase when it adds
+        something: running (uploading), succeeded (mailing)."""
+        if self.phase and self.phase not in ("queued", "done", self.status):
+            return f"{self.status} ({self.phase})"
+        return self.status
+
+    def queue_variants(self) -> list[str]:
+        """Where a queued export stands, fullest first ([""] before it was counted): the
+        "N ahead" goes first (the position says it), then the estimate shortens, then the
+        reason, then both go."""
+        if not self.counted:
+            return [""]
+        lead = f"#{self.position} in line" if self.position is not None else None
+        ahead = f"{self.ahead} ahead" if self.ahead is not None else None
+        if lead is None:
+            lead, ahead = ahead, None
+        why = WAITING_FOR.get(self.waiting_for or "")
+        why_short = WAITING_FOR_SHORT.get(self.waiting_for or "")
+        starts = long_starts = None
         if self.starts_in is not None:
-            parts.append(f"starts in ~{duration(max(0.0, self.starts_in))}")
-        return " · ".join(parts)
+            starts = f"~{duration(max(0.0, self.starts_in))}"
+            long_starts = f"starts in {starts}"
+        return versions(
+            joined(lead, ahead, why, long_starts),
+            joined(lead, why, long_starts),
+            joined(lead, why, starts),
+            joined(lead, why_short, starts),
+            joined(lead, starts),
+            joined(lead),
+        )
+
+    def queue_text(self) -> str:
+        return self.queue_variants()[0]
+
+    def progress_variants(self) -> list[str]:
+        """Rows, percent, rate, ETA and bytes, fullest first: the rate goes first, then the
+        rows' estimate, the bytes, the rows (when there is a percent), the ETA."""
+        live = not self.terminal
+        percent = f"{int(self.percent)}%" if self.percent is not None else None  # 99.9: not 100
+        rows = f"{self.rows or 0:,} rows"
+        all_rows = rows
+        if self.rows_estimate is not None and live:
+            all_rows = f"{self.rows or 0:,} of ~{self.rows_estimate:,} rows"
+        rate = f"{self.rate:,.0f} rows/s" if self.rate is not None and live else None
+        eta = f"ETA {duration(self.eta)}" if self.eta is not None and live else None
+        stored = size(self.bytes) if self.bytes is not None else None
+        return versions(
+            joined(percent, all_rows, rate, eta, stored),
+            joined(percent, all_rows, eta, stored),
+            joined(percent, rows, eta, stored),
+            joined(percent, rows, eta),
+            joined(percent or rows, eta),
+            joined(percent or rows),
+        )
 
     def progress_text(self) -> str:
-        parts = []
-        if self.percent is not None:
-            parts.append(f"{int(self.percent)}%")  # 99.9 is not done: never round up to 100
-        rows = f"{self.rows or 0:,}"
-        if self.rows_estimate is not None and not self.terminal:
-            rows += f" of ~{self.rows_estimate:,}"
-        parts.append(f"{rows} rows")
-        if self.rate is not None and not self.terminal:
-            parts.append(f"{self.rate:,.0f} rows/s")
-        if self.eta is not None and not self.terminal:
-            parts.append(f"ETA {duration(self.eta)}")
-        if self.bytes is not None:
-            parts.append(size(self.bytes))
-        return " · ".join(parts)
+        return self.progress_variants()[0]
 
     def error_text(self) -> str:
         """Why it did not succeed, in the export's own words."""
@@ -160,15 +221,19 @@ class View:
             return "the export's file expired and was deleted"
         return f"the export is {self.status}"
 
-    def summary(self) -> str:
-        """One line for where it is now."""
+    def summary_variants(self) -> list[str]:
+        """Where it is now beside its stage, fullest first. Nothing for a failed, canceled
+        or expired export: the command reports why, once, as its error."""
         if self.status == "queued":
-            return self.queue_text()
+            return self.queue_variants()
         if self.status == "succeeded":
-            rows = whole(self.result.get("rows"))
-            return f"{rows if rows is not None else self.rows or 0:,} rows · " + size(
-                number(self.result.get("size"))
-            )
+            found = whole(self.result.get("rows"))
+            rows = f"{found if found is not None else self.rows or 0:,} rows"
+            return versions(joined(rows, size(number(self.result.get("size")))), rows)
         if self.terminal:
-            return self.error_text()
-        return self.progress_text()
+            return [""]
+        return self.progress_variants()
+
+    def summary(self) -> str:
+        """One line for where it is now (the fullest)."""
+        return self.summary_variants()[0]

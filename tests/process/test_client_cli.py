@@ -1,6 +1,7 @@
 """The client CLI (`exportd export`, `exportd exports ...`, `exportd types`) against a real
-exportd process: files saved and checked, JSON for scripts, progress on a terminal, failures
-and cancels as exit codes, and reruns that resume instead of creating a second export."""
+exportd process: files saved and checked (and not overwritten unasked), JSON for scripts,
+progress on a terminal (fitting 80 columns) and in plain lines, failures and cancels as exit
+codes said once, and reruns that resume instead of creating a second export."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ import hashlib
 import json
 import re
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
+from tests.support.client import eventually
 from tests.support.processes import EXPORTD, ExportdProcess, base_env
 from tests.support.screenshots import screenshots_folder
 from tests.support.terminal import (
@@ -32,11 +35,22 @@ from tests.support.tokens import make_token
 # The rows of each frame while it builds: "slow building  ━━━╺━━━ 22% · 2,197 of ~10,000 rows".
 BUILDING = re.compile(r"(?:building|uploading) +\S+ +(?:\d+% · )?([\d,]+) (?:of ~[\d,]+ )?rows")
 PAID = ("export", "orders", "-p", "since=2025-01-01", "-p", "status=paid")
+# A build that runs until canceled (a pause every 1,000 rows: 200 of them).
+LONG = ("export", "slow", "-p", "rows=200000", "-p", "pause_ms=200")
+WAITING = "waiting for your tenant's earlier exports"
 
 
 @pytest.fixture
 async def server(replicas: Callable[..., Any]) -> ExportdProcess:
     (replica,) = await replicas(1)
+    assert isinstance(replica, ExportdProcess)
+    return replica
+
+
+@pytest.fixture
+async def limited(replicas: Callable[..., Any]) -> ExportdProcess:
+    """A server that runs one build at a time per tenant: a second export waits in line."""
+    (replica,) = await replicas(1, EXPORTD_TENANT_MAX_RUNNING="1")
     assert isinstance(replica, ExportdProcess)
     return replica
 
@@ -57,6 +71,67 @@ def pending_files(tmp_path: Path) -> list[Path]:
 
 def partial_downloads(folder: Path) -> list[Path]:
     return sorted(folder.glob(".*.part"))
+
+
+async def status_of(export_id: str, env: dict[str, str], cwd: Path) -> str:
+    shown = await run_cli("exports", "show", export_id, "--json", env=env, cwd=cwd)
+    assert shown.returncode == 0, shown
+    status: str = json.loads(shown.stdout)["status"]
+    return status
+
+
+@asynccontextmanager
+async def piped(
+    *args: str, env: dict[str, str], cwd: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`exportd ARGS` with no terminal, output piped; killed if it outlives the block."""
+    process = await asyncio.create_subprocess_exec(
+        EXPORTD, *args, env=env, cwd=cwd,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def stderr_until(process: asyncio.subprocess.Process, marker: bytes) -> bytes:
+    """What the process wrote to stderr, line by line, up to a line holding `marker`."""
+    assert process.stderr is not None
+    seen = b""
+    async with asyncio.timeout(30):
+        while marker not in seen:
+            line = await process.stderr.readline()
+            assert line, seen
+            seen += line
+    return seen
+
+
+async def start_running(*args: str, env: dict[str, str], cwd: Path) -> str:
+    """`exportd ARGS --no-wait`, once its export runs: the export's id."""
+    created = await run_cli(*args, "--no-wait", env=env, cwd=cwd)
+    assert created.returncode == 0, created
+    export_id = created.stdout.strip()
+
+    async def runs() -> bool:
+        return await status_of(export_id, env, cwd) == "running"
+
+    await eventually(runs, within=30)
+    return export_id
+
+
+async def cancel(export_id: str, env: dict[str, str], cwd: Path) -> None:
+    canceled = await run_cli("exports", "cancel", export_id, env=env, cwd=cwd)
+    assert canceled.returncode == 0, canceled
+
+
+async def listed_ids(env: dict[str, str], cwd: Path) -> list[str]:
+    listed = await run_cli("exports", "ls", "--json", env=env, cwd=cwd)
+    assert listed.returncode == 0, listed
+    return [e["id"] for e in json.loads(listed.stdout)["items"]]
 
 
 async def test_export_saves_a_verified_file_and_prints_json(
@@ -164,38 +239,22 @@ async def test_ctrl_c_without_a_terminal_leaves_the_export_running(
 ) -> None:
     env = cli_env(tmp_path, server.url)
     args = ("export", "slow", "-p", "rows=200000", "-p", "pause_ms=50")
-    process = await asyncio.create_subprocess_exec(
-        EXPORTD, *args, env=env, cwd=tmp_path,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, start_new_session=True,
-    )  # fmt: skip
-    try:
-        assert process.stderr is not None
-        seen = b""
-        async with asyncio.timeout(30):
-            while b" building: " not in seen:  # plain lines: "export ID building: ..."
-                line = await process.stderr.readline()
-                assert line, seen
-                seen += line
+    async with piped(*args, env=env, cwd=tmp_path) as process:
+        seen = await stderr_until(process, b" building: ")  # "export ID building: ..."
         export_id = seen.split(b"export ")[1].split()[0].decode()
 
         process.send_signal(signal.SIGINT)  # no terminal: no question
         _, stderr = await asyncio.wait_for(process.communicate(), 30)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
     assert process.returncode == 130, stderr
     assert f"`exportd exports wait {export_id}`" in stderr.decode()
-    shown = await run_cli("exports", "show", export_id, "--json", env=env, cwd=tmp_path)
-    assert json.loads(shown.stdout)["status"] == "running"
+    assert await status_of(export_id, env, tmp_path) == "running"
     assert len(pending_files(tmp_path)) == 1  # a rerun would pick it up again
-    canceled = await run_cli("exports", "cancel", export_id, env=env, cwd=tmp_path)
-    assert canceled.returncode == 0, canceled
+    await cancel(export_id, env, tmp_path)
     waited = await run_cli("exports", "wait", export_id, env=env, cwd=tmp_path)
     assert waited.returncode == 1, waited
-    assert f"exportd: export {export_id} canceled: the export was canceled" in waited.stderr
+    # Said once, as the command's error (not a progress line too).
+    assert waited.stderr == f"exportd: export {export_id} canceled: the export was canceled\n"
 
 
 async def test_ctrl_c_on_a_terminal_asks_and_cancels(
@@ -245,8 +304,132 @@ async def test_a_rerun_after_a_lost_answer_resumes_the_same_export(
         assert second.stdout.startswith("saved paid.csv (")
         assert pending_files(tmp_path) == []
 
-        # Done: the same command again is a new export.
+        # Done: the same command again is a new export, whose file would replace this one.
         third = await run_cli(*args, env=env, cwd=tmp_path)
-        assert third.returncode == 0, third
-        listed = await run_cli("exports", "ls", "--json", env=env, cwd=tmp_path)
-        assert len(json.loads(listed.stdout)["items"]) == 2
+        assert third.returncode == 2, third
+        assert len(await listed_ids(env, tmp_path)) == 1
+        forced = await run_cli(*args, "--force", env=env, cwd=tmp_path)
+        assert forced.returncode == 0, forced
+        assert len(await listed_ids(env, tmp_path)) == 2
+
+
+async def test_a_queued_export_says_where_it_stands_in_plain_lines(
+    limited: ExportdProcess, tmp_path: Path
+) -> None:
+    env = cli_env(tmp_path, limited.url)
+    blocker = await start_running(*LONG, env=env, cwd=tmp_path)
+    try:
+        async with piped("export", "slow", "-p", "rows=1000", env=env, cwd=tmp_path) as process:
+            seen = await stderr_until(process, b" in line")
+            export_id = seen.split()[1].decode()
+            await cancel(export_id, env, tmp_path)
+            _, rest = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        await cancel(blocker, env, tmp_path)
+
+    lines = (seen + rest).decode().splitlines()
+    assert process.returncode == 1, lines
+    # The answer to the create has no place in line yet: just "queued", no claim of why.
+    assert lines[0] == f"export {export_id} queued"
+    assert re.fullmatch(
+        rf"export {export_id} queued: #1 in line · 0 ahead · {WAITING}( · starts in ~\S+)?",
+        lines[1],
+    ), lines
+    assert lines[-1] == f"exportd: export {export_id} canceled: the export was canceled"
+    assert sum("the export was canceled" in line for line in lines) == 1
+
+
+async def test_a_queued_export_keeps_its_status_and_bar_in_80_columns(
+    limited: ExportdProcess, tmp_path: Path
+) -> None:
+    env = cli_env(tmp_path, limited.url)
+    blocker = await start_running(*LONG, env=env, cwd=tmp_path)
+    terminal = Terminal("export", "orders", "-p", "since=2025-01-01", env=env, cwd=tmp_path,
+                        columns=80)  # fmt: skip
+    try:
+        await terminal.start()
+        await terminal.wait_for(r"orders queued +━+ #1 in line")
+        terminal.interrupt()
+        await terminal.wait_for(r"Cancel the export on the server\? \[y/N\]")
+        terminal.type("y\n")
+        code = await terminal.exit_code()
+    finally:
+        await terminal.close()
+        await cancel(blocker, env, tmp_path)
+
+    assert code == 1, terminal.text
+    screens = [plain(moment) for moment in moments(terminal.text)]
+    assert all(len(line) <= 80 for screen in screens for line in screen.splitlines()), screens
+    queued = [line for s in screens for line in s.splitlines() if line.startswith("orders queued")]
+    # First "queued" alone (nothing counted yet), then where it stands, in what fits: the
+    # name, the status and the bar stay; "0 ahead" goes, the reason shortens.
+    assert re.fullmatch(r"orders queued +━{16}", queued[0].rstrip()), queued
+    assert re.fullmatch(
+        r"orders queued +━{16} #1 in line · tenant limit( · ~\S+)?", queued[-1].rstrip()
+    ), queued
+
+
+async def test_no_wait_reruns_give_the_same_export_until_it_finished(
+    server: ExportdProcess, tmp_path: Path
+) -> None:
+    env = cli_env(tmp_path, server.url)
+    first = await start_running(*LONG, env=env, cwd=tmp_path)
+
+    again = await run_cli(*LONG, "--no-wait", env=env, cwd=tmp_path)
+    forced = await run_cli(*LONG, "--no-wait", "--new", env=env, cwd=tmp_path)
+    wrong = await run_cli("exports", "ls", "--status", "building", env=env, cwd=tmp_path)
+    running = await run_cli("exports", "ls", "--status", "running", env=env, cwd=tmp_path)
+    await cancel(forced.stdout.strip(), env, tmp_path)
+    await cancel(first, env, tmp_path)
+    after = await run_cli(*LONG, "--no-wait", env=env, cwd=tmp_path)
+    await cancel(after.stdout.strip(), env, tmp_path)
+
+    assert again.returncode == 0, again
+    assert again.stdout.strip() == first
+    assert again.stderr == f"export {first} already exists (created by an earlier run)\n"
+    assert forced.returncode == 0, forced
+    assert forced.stdout.strip() != first
+    # ls filters on what it shows: the status; the phase is a detail beside it.
+    assert wrong.returncode == 2, wrong
+    assert "invalid choice: 'building'" in wrong.stderr and "'running'" in wrong.stderr
+    assert running.returncode == 0, running
+    assert re.search(rf"{first} +slow +running \((building|uploading)\) ", running.stdout)
+    # The first export finished (canceled): the same command makes a new one.
+    assert after.returncode == 0, after
+    assert after.stdout.strip() not in (first, forced.stdout.strip())
+    assert after.stderr == ""
+    assert len(await listed_ids(env, tmp_path)) == 3
+
+
+async def test_an_existing_file_is_replaced_only_when_it_is_the_exports_or_forced(
+    server: ExportdProcess, tmp_path: Path
+) -> None:
+    env = cli_env(tmp_path, server.url)
+    args = ("export", "numbers", "-p", "rows=50", "-o", "numbers.csv")
+    made = await run_cli(*args, env=env, cwd=tmp_path)
+    assert made.returncode == 0, made
+    (export_id,) = await listed_ids(env, tmp_path)
+    saved = tmp_path / "numbers.csv"
+
+    rerun = await run_cli(*args, env=env, cwd=tmp_path)  # a new export: refused, none made
+    fetched = await run_cli("exports", "download", export_id, "-o", "numbers.csv", env=env,
+                            cwd=tmp_path)  # fmt: skip
+    saved.write_text("mine\n")
+    refused = await run_cli("exports", "download", export_id, "-o", "numbers.csv", env=env,
+                            cwd=tmp_path)  # fmt: skip
+    kept = saved.read_text()
+    forced = await run_cli("exports", "download", export_id, "-o", "numbers.csv", "--force",
+                           env=env, cwd=tmp_path)  # fmt: skip
+
+    assert rerun.returncode == 2, rerun
+    assert rerun.stderr == "exportd: numbers.csv exists; use --force to overwrite\n"
+    assert await listed_ids(env, tmp_path) == [export_id]
+    assert pending_files(tmp_path) == []
+    assert fetched.returncode == 0, fetched  # this export's file: nothing to refuse
+    assert fetched.stdout.startswith("saved numbers.csv (50 rows, ")
+    assert refused.returncode == 2, refused
+    assert refused.stderr == "exportd: numbers.csv exists; use --force to overwrite\n"
+    assert kept == "mine\n"
+    assert forced.returncode == 0, forced
+    assert saved.read_bytes().count(b"\n") == 51
+    assert partial_downloads(tmp_path) == []

@@ -56,13 +56,20 @@ class Run:
 
 
 async def run_exportd(
-    *args: str, env: Mapping[str, str], limit_s: float = 30, executable: str = EXPORTD
+    *args: str,
+    env: Mapping[str, str],
+    limit_s: float = 30,
+    executable: str = EXPORTD,
+    cwd: Path | None = None,
 ) -> Run:
-    """Run the exportd command to completion (killed after `limit_s` seconds)."""
+    """Run the exportd command to completion (killed after `limit_s` seconds), its output
+    piped and no input (no terminal)."""
     process = await asyncio.create_subprocess_exec(
         executable,
         *args,
         env=dict(env),
+        cwd=cwd,
+        stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,

@@ -22,7 +22,7 @@ from typing import Final
 from rich.console import Console
 from rich.text import Text
 
-from tests.support.processes import EXPORTD, Run
+from tests.support.processes import EXPORTD, Run, run_exportd
 
 COLUMNS: Final = 110
 LINES: Final = 30
@@ -32,34 +32,17 @@ ANSI: Final = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 async def run_cli(*args: str, env: Mapping[str, str], cwd: Path, limit_s: float = 45) -> Run:
     """`exportd ARGS` in `cwd`, its output piped (no terminal), killed after `limit_s`."""
-    process = await asyncio.create_subprocess_exec(
-        EXPORTD,
-        *args,
-        env=dict(env),
-        cwd=cwd,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        async with asyncio.timeout(limit_s):
-            stdout, stderr = await process.communicate()
-    finally:
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.communicate()
-    assert process.returncode is not None
-    return Run(process.returncode, stdout.decode(), stderr.decode())
+    return await run_exportd(*args, env=env, cwd=cwd, limit_s=limit_s)
 
 
 class Terminal:
-    """`exportd ARGS` with stdin, stdout and stderr on a pseudo-terminal; what it writes is
-    collected as it comes."""
+    """`exportd ARGS` with stdin, stdout and stderr on a pseudo-terminal `columns` wide; what
+    it writes is collected as it comes."""
 
-    def __init__(self, *args: str, env: Mapping[str, str], cwd: Path) -> None:
-        self.args, self.env, self.cwd = args, dict(env), cwd
+    def __init__(
+        self, *args: str, env: Mapping[str, str], cwd: Path, columns: int = COLUMNS
+    ) -> None:
+        self.args, self.env, self.cwd, self.columns = args, dict(env), cwd, columns
         self.output = bytearray()
         self.grew = asyncio.Event()
         self.closed = asyncio.Event()
@@ -68,7 +51,7 @@ class Terminal:
 
     async def start(self) -> None:
         self.master, slave = pty.openpty()
-        size = struct.pack("HHHH", LINES, COLUMNS, 0, 0)
+        size = struct.pack("HHHH", LINES, self.columns, 0, 0)
         fcntl.ioctl(slave, termios.TIOCSWINSZ, size)
         try:
             self.process = await asyncio.create_subprocess_exec(
