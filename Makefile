@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: dev test lint typecheck pytest test-unit test-api test-process test-browser clean nginx \
-	chromium zstd bench bench-quick bench-replicas screenshots
+	chromium zstd bench bench-quick bench-replicas bench-queue bench-deps screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,9 +63,19 @@ chromium:
 bench: $(STAMP) zstd
 	$(BIN)/python -m bench.export_bench --rows 10000000
 
-# The same at 300,000 rows, under a minute.
-bench-quick: $(STAMP) zstd
+# The same at 300,000 rows, under a minute; then the queue side's small version (~1.5 min).
+bench-quick: $(STAMP) zstd bench-deps
 	$(BIN)/python -m bench.export_bench --rows 300000
+	$(BIN)/python -m bench.queue_bench --quick
+
+# The queue side against bare asyncpg loops, PgQueuer's own benchmark and NOTIFY: medians of
+# 3 alternating rounds (~15 min); results in bench/results/.
+bench-queue: $(STAMP) bench-deps
+	$(BIN)/python -m bench.queue_bench
+
+# PgQueuer (its sdist's benchmark script is a baseline) and py-spy, for the benchmarks only.
+bench-deps: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,test,bench]'
 
 # The benchmark's `COPY | zstd -1` baseline needs the zstd command (Debian package).
 zstd:

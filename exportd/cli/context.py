@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from exportd.client.api import Backoff, Client
+from exportd.client.api import Client
 from exportd.client.config import Target
+from exportd.client.network import Backoff
 from exportd.client.progress import Display, display
 
 

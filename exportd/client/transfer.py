@@ -16,16 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Final
 
-from exportd.client.api import (
-    CONNECT_TIMEOUT_S,
-    READ_TIMEOUT_S,
-    RETRY_STATUSES,
-    Client,
-    Retryable,
-    origin,
-    retry_after,
-)
+from exportd.client.api import RETRY_STATUSES, Client, Retryable, retry_after
 from exportd.client.errors import ClientError, FileExists, Problem, VerifyError
+from exportd.client.network import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, origin
 
 CHUNK: Final = 1 << 16
 # Bytes gathered before one write-and-hash in a thread (sha256 is CPU work: off the loop).

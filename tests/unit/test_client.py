@@ -22,9 +22,10 @@ from exportd.cli import main
 from exportd.cli.params import parse_params
 from exportd.cli.parser import STATUS_NAMES, build
 from exportd.cli.render import export_facts
-from exportd.client.api import Backoff, Client
+from exportd.client.api import Client
 from exportd.client.config import Target, resolve
 from exportd.client.errors import ClientConfigError, Unreachable
+from exportd.client.network import Backoff
 from exportd.client.pending import KEY_PREFIX, KEY_TTL_S, caller, claim, fingerprint
 from exportd.client.progress import Plain
 from exportd.client.views import View, fit
