@@ -352,6 +352,46 @@ async def test_claim_query_uses_its_index_under_a_large_ineligible_backlog(
     assert any(n.get("Index Name") == "jobs_claim_idx" for n in jobs_scans)
 
 
+async def test_claim_does_not_walk_the_expiries_waiting_out_their_retention(
+    conn: asyncpg.Connection[asyncpg.Record],
+) -> None:
+    # A week of succeeded exports: each has an expire job due at its file's expiry, at the far
+    # end of the claim index. A few builds run, a few wait.
+    await conn.execute(
+        """
+        INSERT INTO exports (id, tenant, owner_sub, export_name, format, file_name)
+        SELECT gen_random_uuid(), 't' || (g % 10), 'u', 'orders', 'csv', 'x.csv'
+        FROM generate_series(1, 20000) AS g;
+        INSERT INTO jobs (kind, export_id, tenant, max_attempts, ready_at)
+        SELECT 'expire', id, tenant, 5, now() + (random() * interval '7 days') FROM exports;
+        INSERT INTO jobs (kind, export_id, tenant, max_attempts, ready_at, lease_owner,
+                          lease_token)
+        SELECT 'build', id, tenant, 5, now() + interval '30 seconds', 'r', gen_random_uuid()
+        FROM exports LIMIT 4;
+        INSERT INTO jobs (kind, export_id, tenant, max_attempts)
+        SELECT 'build', id, tenant, 5 FROM exports OFFSET 4 LIMIT 20;
+        ANALYZE jobs;
+        """
+    )
+
+    plan = await conn.fetchval(
+        "EXPLAIN (ANALYZE, FORMAT JSON) " + jobs.CLAIM_JOBS,
+        "owner",
+        16,
+        timedelta(seconds=30),
+        2,
+        KINDS,
+    )
+
+    nodes = list(plan_nodes(json.loads(plan)[0]["Plan"]))
+    walked = {
+        n.get("Index Name") or n["Node Type"]: n.get("Rows Removed by Filter", 0)
+        for n in nodes
+        if n.get("Relation Name") == "jobs"
+    }
+    assert max(walked.values()) < 100, walked
+
+
 def plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield node
     for child in node.get("Plans", []):
