@@ -151,8 +151,10 @@ async def get_export(request: web.Request) -> web.Response:
                 remaining = deadline - loop.time()
                 if settled(seen) or watch.closing or remaining <= 0:
                     break
+                # A timer, not wait_for's extra task: thousands of waiters wake at once.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), remaining)
+                    async with asyncio.timeout(remaining):
+                        await changed.wait()
     headers = {"ETag": seen.etag, "Cache-Control": "no-cache"}
     if preferred:
         headers["Preference-Applied"] = f"wait={wait:g}"
