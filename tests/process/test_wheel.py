@@ -1,5 +1,5 @@
 """A wheel, not the editable checkout: built, installed into a fresh virtualenv, it migrates
-an empty database (the migrations ship inside it) and serves an export."""
+an empty database (the migrations ship inside it) and serves an export and the web page."""
 
 from __future__ import annotations
 
@@ -93,6 +93,10 @@ async def test_a_wheel_in_a_fresh_venv_migrates_an_empty_database_and_serves(
         async with aiohttp.ClientSession(base_url=process.url) as http:
             created = await create(http, {"export": "numbers", "params": {"rows": 10}})
             done = await wait_until(http, created["id"])
+            # The page's static files are package data: they must be in the wheel.
+            async with http.get("/") as page, http.get("/static/app.js") as script:
+                assert (page.status, script.status) == (200, 200)
+                assert page.content_type == "text/html"
         assert done["status"] == "succeeded", (done, process.log()[-2000:])
         assert done["result"]["rows"] == 10
     finally:
