@@ -327,14 +327,19 @@ async def test_without_a_mail_relay_builds_run_and_mails_wait(
     assert await conn.fetchval(notify, created["id"]) == 0  # waiting for the relay
 
 
+# $1 exports over ten tenants, nothing else: what the claim tests put jobs on.
+SEED_EXPORTS = """
+INSERT INTO exports (id, tenant, owner_sub, export_name, format, file_name)
+SELECT gen_random_uuid(), 't' || (g % 10), 'u', 'orders', 'csv', 'x.csv'
+FROM generate_series(1, $1::int) AS g"""
+
+
 async def test_claim_query_uses_its_index_under_a_large_ineligible_backlog(
     conn: asyncpg.Connection[asyncpg.Record],
 ) -> None:
+    await conn.execute(SEED_EXPORTS, 100_000)
     await conn.execute(
         """
-        INSERT INTO exports (id, tenant, owner_sub, export_name, format, file_name)
-        SELECT gen_random_uuid(), 't' || (g % 10), 'u', 'orders', 'csv', 'x.csv'
-        FROM generate_series(1, 100000) AS g;
         INSERT INTO jobs (kind, export_id, tenant, max_attempts, ready_at)
         SELECT 'build', id, tenant, 5, now() + interval '1 hour' FROM exports;
         ANALYZE jobs;
@@ -357,11 +362,9 @@ async def test_claim_does_not_walk_the_expiries_waiting_out_their_retention(
 ) -> None:
     # A week of succeeded exports: each has an expire job due at its file's expiry, at the far
     # end of the claim index. A few builds run, a few wait.
+    await conn.execute(SEED_EXPORTS, 20_000)
     await conn.execute(
         """
-        INSERT INTO exports (id, tenant, owner_sub, export_name, format, file_name)
-        SELECT gen_random_uuid(), 't' || (g % 10), 'u', 'orders', 'csv', 'x.csv'
-        FROM generate_series(1, 20000) AS g;
         INSERT INTO jobs (kind, export_id, tenant, max_attempts, ready_at)
         SELECT 'expire', id, tenant, 5, now() + (random() * interval '7 days') FROM exports;
         INSERT INTO jobs (kind, export_id, tenant, max_attempts, ready_at, lease_owner,
