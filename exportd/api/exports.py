@@ -27,7 +27,7 @@ from exportd.api.watch import Seen
 from exportd.db import exports
 from exportd.db.followups import Followups
 from exportd.db.rows import ExportRow
-from exportd.db.standing import Standing, queue_standing
+from exportd.db.standing import Standing, queue_standing, standing_of
 from exportd.errors import (
     BadRequest,
     ExportFinished,
@@ -60,10 +60,7 @@ async def read_export(
         export = await exports.get_export(conn, export_id, ident.tenant, ident.sub)
         if export is None:
             raise ExportNotFound()
-        if export.status != Status.QUEUED:
-            return export, None
-        found = await queue_standing(conn, [export.id], tenant_cap=settings.tenant_max_running)
-    return export, found.get(export.id)
+        return export, await standing_of(conn, export, tenant_cap=settings.tenant_max_running)
 
 
 @routes.post("/v1/exports")

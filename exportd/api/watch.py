@@ -26,7 +26,7 @@ import structlog
 from exportd.db import exports
 from exportd.db.pool import Pool
 from exportd.db.rows import ExportRow
-from exportd.db.standing import Standing, queue_standing
+from exportd.db.standing import Standing, standing_of
 from exportd.errors import TooManyWaiters
 from exportd.metrics import Metrics
 from exportd.model import Status
@@ -62,7 +62,6 @@ class Seen:
 
 @dataclass(eq=False)
 class _Entry:
-    tenant: str
     latest: Seen
     waiters: int = 0
     asked: int = 0  # reads asked for (a notification, a queue move, a reconnect)
@@ -122,7 +121,7 @@ class Watch:
         export_id = seen.export.id
         entry = self._entries.get(export_id)
         if entry is None:
-            entry = self._entries[export_id] = _Entry(tenant, seen)
+            entry = self._entries[export_id] = _Entry(seen)
         elif seen.export.version > entry.latest.export.version:
             self._publish(entry, seen)
         # Changed between the caller's read and now: that notification found no entry.
@@ -202,7 +201,7 @@ class Watch:
         try:
             while True:
                 asked = entry.asked
-                seen = await self._fetch(entry.latest)
+                seen = await self._fetch(entry.latest.export.id)
                 if seen is None:
                     return
                 if seen.etag != entry.latest.etag:
@@ -214,17 +213,14 @@ class Watch:
         finally:
             entry.reading = None
 
-    async def _fetch(self, previous: Seen) -> Seen | None:
+    async def _fetch(self, export_id: uuid.UUID) -> Seen | None:
         async with self._gate, self._pool.acquire() as conn:
             self._metrics.longpoll_reads.inc()
-            export = await exports.get_export_by_id(conn, previous.export.id)
+            export = await exports.get_export_by_id(conn, export_id)
             if export is None:  # purged meanwhile: the waiters keep the last state they saw
                 return None
-            standing = None
-            if export.status == Status.QUEUED:
-                found = await queue_standing(conn, [export.id], tenant_cap=self._tenant_cap)
-                standing = found.get(export.id)
-        return Seen(export, standing, previous.render)
+            standing = await standing_of(conn, export, tenant_cap=self._tenant_cap)
+        return self.seen(export, standing)
 
     def _publish(self, entry: _Entry, seen: Seen) -> None:
         entry.latest = seen

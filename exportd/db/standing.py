@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from exportd.db.pool import Executor
+from exportd.db.rows import ExportRow
+from exportd.model import Status
 
 MIN_HISTORY: Final = 3  # fewer finished builds than this say nothing about the next one
 
@@ -126,3 +128,11 @@ async def queue_standing(
             ),
         )
     return standings
+
+
+async def standing_of(conn: Executor, export: ExportRow, *, tenant_cap: int) -> Standing | None:
+    """Where the export stands while it is queued; None otherwise (or once it has started)."""
+    if export.status != Status.QUEUED:
+        return None
+    found = await queue_standing(conn, [export.id], tenant_cap=tenant_cap)
+    return found.get(export.id)
