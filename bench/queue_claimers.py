@@ -1,10 +1,11 @@
 """The claim load (a child of bench/queue_load.py): claimers drain a seeded queue.
 
 - notify / build: exportd's own statements. Each claimer is a replica's worth: one pool (the
-  size of exportd's queue pool), `claim_jobs` for 16 jobs, then every job's completion at once
-  through the pool, then again. `notify`: mail jobs, each completed by `complete_notify`.
-  `build`: builds completed by `complete_build`, which queues each export's mail (and expiry)
-  in the same transaction; the claimers take the mail jobs too, as a replica would, so the
+  size of exportd's queue pool) and its Completions, `claim_jobs` for 16 jobs, then every
+  job's completion at once (the ones that end together are written as one batch), then
+  again. `notify`: mail jobs, each completed by `Completions.mail_sent`. `build`: builds
+  completed by `Completions.build_done`, which queues each export's mail (and expiry) in the
+  same transaction; the claimers take the mail jobs too, as a replica would, so the
   queue drains 2 jobs per export (the expiries wait for their day at the index's far end);
 - bare: one connection per claimer, `UPDATE … FOR UPDATE SKIP LOCKED LIMIT 16` and a batch
   DELETE of what it claimed: the least any SKIP LOCKED queue does per batch.
@@ -26,9 +27,9 @@ from typing import Any, Final
 import asyncpg
 
 from bench.queue_names import EXPORT_NAME, SUB
+from exportd.db.completions import Completions
 from exportd.db.followups import Followups
-from exportd.db.jobs import claim_jobs, complete_build
-from exportd.db.mail import complete_notify
+from exportd.db.jobs import claim_jobs
 from exportd.db.pool import Pool, create_pool
 from exportd.db.rows import BuildResult, JobRow
 from tests.support.database import SCHEMA
@@ -103,10 +104,10 @@ def _result(job: JobRow) -> BuildResult:
     )
 
 
-async def _complete(pool: Pool, job: JobRow) -> bool:
+async def _complete(completions: Completions, job: JobRow) -> bool:
     if job.kind == "notify":
-        return await complete_notify(pool, job)
-    return await complete_build(pool, job, _result(job), retention=RETENTION, followups=FOLLOWUPS)
+        return await completions.mail_sent(job)
+    return await completions.build_done(job, _result(job))
 
 
 def kinds_of(variant: str) -> list[str]:
@@ -120,12 +121,13 @@ def jobs_of(variant: str, seeded: int) -> int:
 
 async def _exportd_claimer(pool: Pool, kinds: list[str]) -> int:
     owner, done = f"queue-bench-{uuid.uuid4().hex[:8]}", 0
+    completions = Completions(pool, retention=RETENTION, followups=FOLLOWUPS)
     while True:
         async with pool.acquire() as conn:
             jobs = await claim_jobs(conn, owner, BATCH, LEASE, tenant_cap=NO_CAP, kinds=kinds)
         if not jobs:
             return done
-        done += sum(await asyncio.gather(*(_complete(pool, job) for job in jobs)))
+        done += sum(await asyncio.gather(*(_complete(completions, job) for job in jobs)))
 
 
 async def _bare_claimer(conn: asyncpg.Connection[asyncpg.Record]) -> int:

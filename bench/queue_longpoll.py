@@ -41,8 +41,9 @@ from bench.queue_watch import (
     watch_window,
     window_metrics,
 )
+from exportd.db.completions import Completions
 from exportd.db.exports import create_export
-from exportd.db.jobs import claim_jobs, complete_build
+from exportd.db.jobs import claim_jobs
 from exportd.db.pool import Pool
 from exportd.db.rows import BuildResult
 from tests.support.database import SCHEMA
@@ -210,9 +211,11 @@ async def one_export(p: Polling, waiters: int) -> Metrics:
         as_of=datetime.now(UTC),
     )
 
+    completions = Completions(p.pool, retention=RETENTION, followups=FOLLOWUPS)
+
     async def complete() -> float:
         sent = time.monotonic()
-        if not await complete_build(p.pool, job, result, retention=RETENTION, followups=FOLLOWUPS):
+        if not await completions.build_done(job, result):
             raise RuntimeError("the build's lease was lost")
         return sent
 

@@ -79,9 +79,9 @@ async def claim_suite(bed: Bed, plan: Plan, workdir: Path, say: Say) -> list[Mea
     for claimers in (1, 4):
         sides = {
             "baseline": Side(f"bare SKIP LOCKED claim + batch DELETE, {claimers} claimer(s)"),
-            "exportd": Side(f"claim_jobs k=16 + complete_notify, {claimers} claimer(s)"),
+            "exportd": Side(f"claim_jobs k=16 + batched mail completions, {claimers} claimer(s)"),
             "build": Side(
-                f"claim_jobs k=16 + complete_build, then its mail job, {claimers} claimer(s)"
+                f"claim_jobs k=16 + batched build completions, then mails, {claimers} claimer(s)"
             ),
         }
         run = partial(claim_run, bed, workdir, claimers=claimers, jobs=jobs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Final
 
 from exportd.config import Settings
+from exportd.db.completions import Completions
 from exportd.db.followups import Followups
 from exportd.db.pool import Pool
 from exportd.export.build import BuildJob
@@ -54,6 +55,7 @@ def job_handlers(
 ) -> Handlers:
     """Every job kind and what runs it."""
     followups = Followups.from_settings(settings)
+    completions = Completions(pool, retention=settings.retention, followups=followups)
     return {
         JobKind.BUILD: BuildJob(
             pool=pool,
@@ -62,13 +64,13 @@ def job_handlers(
             catalog=catalog,
             s3_prefix=settings.s3_prefix,
             lease=settings.lease,
-            retention=settings.retention,
-            followups=followups,
+            completions=completions,
             progress_interval=settings.progress_interval,
             metrics=metrics,
         ),
         JobKind.NOTIFY: NotifyJob(
             pool=pool,
+            completions=completions,
             storage=storage,
             mailer=mailer,
             title_of=catalog.title_of,

@@ -161,7 +161,7 @@ async def cancel_export(
         record = await conn.fetchrow(CANCEL_EXPORT, export_id, tenant, sub)
         if record is None:
             return None
-        await export_finished(conn, export_id, Event.CANCELED, followups)
+        await export_finished(conn, [export_id], Event.CANCELED, followups)
     return ExportRow.from_record(record)
 
 

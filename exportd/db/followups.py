@@ -5,6 +5,7 @@ so no event is lost and none is queued for a change that did not happen."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final, Self
@@ -37,22 +38,22 @@ class Followups:
 # range of its index. Only their first turn: a retry waits its backoff like any job.
 HEAD_START: Final = timedelta(days=1)
 
-# One statement: every endpoint of the export's tenant that subscribed to the event gets a
+# One statement: every endpoint of each export's tenant that subscribed to the event gets a
 # delivery and a job for it; the owner's mail ($5) and the expiry, or the leftovers'
 # cleanup ($6), are queued once per export. The jobs' INSERT trigger wakes the dispatchers.
 QUEUE_FOLLOWUPS: Final = """
-WITH export AS (SELECT id, tenant, expires_at FROM exports WHERE id = $1),
+WITH export AS (SELECT id, tenant, expires_at FROM exports WHERE id = ANY ($1::uuid[])),
 delivery AS (
     INSERT INTO webhook_deliveries (id, webhook_id, export_id, event)
     SELECT gen_random_uuid(), webhooks.id, export.id, $2
     FROM webhooks JOIN export ON webhooks.tenant = export.tenant
     WHERE $2 = ANY (webhooks.events)
-    RETURNING id
+    RETURNING id, export_id
 ),
 webhook_jobs AS (
     INSERT INTO jobs (kind, export_id, tenant, max_attempts, delivery_id, ready_at)
     SELECT 'webhook', export.id, export.tenant, $3, delivery.id, now() - $7::interval
-    FROM delivery, export
+    FROM delivery JOIN export ON export.id = delivery.export_id
 ),
 notify_job AS (
     INSERT INTO jobs (kind, export_id, tenant, max_attempts, ready_at)
@@ -66,13 +67,13 @@ ON CONFLICT (export_id, kind) WHERE kind <> 'webhook' DO NOTHING"""
 
 
 async def export_finished(
-    conn: Executor, export_id: uuid.UUID, event: Event, followups: Followups
+    conn: Executor, export_ids: Sequence[uuid.UUID], event: Event, followups: Followups
 ) -> None:
-    """Queue what follows `event`: webhooks always; the owner's mail on success or failure;
-    the expiry (or cleanup) unless the file has just expired."""
+    """Queue what follows `event` for each export: webhooks always; the owner's mail on
+    success or failure; the expiry (or cleanup) unless the file has just expired."""
     await conn.execute(
         QUEUE_FOLLOWUPS,
-        export_id,
+        export_ids,
         event,
         followups.webhook_attempts,
         followups.attempts,

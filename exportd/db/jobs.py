@@ -8,7 +8,7 @@ from typing import Final
 
 from exportd.db.followups import Followups, export_finished
 from exportd.db.pool import Executor, Pool
-from exportd.db.rows import BuildResult, JobRow, Reading
+from exportd.db.rows import JobRow, Reading
 from exportd.model import Event, JobKind
 
 # A job goes in with the row it works on; its INSERT trigger NOTIFYs on commit.
@@ -125,38 +125,6 @@ async def finish_job(conn: Executor, job: JobRow) -> bool:
     return await conn.fetchval(DELETE_JOB, job.id, job.lease_token) is not None
 
 
-RECORD_RESULT: Final = """
-UPDATE exports SET status = 'succeeded', object_key = $2, result_size = $3, result_rows = $4,
-                   result_sha256 = $5, content_type = $6, as_of = $7,
-                   progress_rows = $4, progress_bytes = $3, error_code = NULL,
-                   error_message = NULL, error_id = NULL, finished_at = now(),
-                   expires_at = now() + $8::interval,
-                   version = version + 1
-WHERE id = $1"""
-
-
-async def complete_build(
-    pool: Pool, job: JobRow, result: BuildResult, *, retention: timedelta, followups: Followups
-) -> bool:
-    """Record the result, delete the build job and queue what follows, all or nothing."""
-    async with pool.acquire() as conn, conn.transaction():
-        if await conn.fetchval(DELETE_JOB, job.id, job.lease_token) is None:
-            return False
-        await conn.execute(
-            RECORD_RESULT,
-            job.export_id,
-            result.object_key,
-            result.size,
-            result.rows,
-            result.sha256,
-            result.content_type,
-            result.as_of,
-            retention,
-        )
-        await export_finished(conn, job.export_id, Event.SUCCEEDED, followups)
-    return True
-
-
 # Back off: the job becomes claimable at $3. A build's export, or a succeeded one's mail,
 # shows the error ($4 code, $5 the owner's message, $6 the id the details are logged under)
 # meanwhile; a failed export keeps showing why it failed.
@@ -210,7 +178,7 @@ async def fail_job(
             return False
         if job.kind == JobKind.BUILD:
             await conn.execute(FAIL_BUILD, job.export_id, code, message, error_id)
-            await export_finished(conn, job.export_id, Event.FAILED, followups)
+            await export_finished(conn, [job.export_id], Event.FAILED, followups)
         elif job.kind == JobKind.NOTIFY:
             await conn.execute(FAIL_NOTIFY, job.export_id, code, message, error_id)
         elif job.kind == JobKind.WEBHOOK:

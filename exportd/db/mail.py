@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Final
 
 from exportd.db.downloads import drop_link, store_link
-from exportd.db.pool import Conn, Executor
+from exportd.db.pool import Conn
 from exportd.db.rows import JobRow
 
 # Fenced, before the send: zero rows when the lease is lost or the mail went out already.
@@ -43,19 +43,3 @@ async def mail_refused(conn: Conn, job: JobRow, *, link_token: str | None) -> No
         await conn.execute(MAIL_REFUSED, job.id, job.lease_token)
         if link_token is not None:
             await drop_link(conn, link_token)
-
-
-# One statement on a connection held through the send: the server's 250 is on record one
-# round trip later, the shortest window in which a dying replica leaves the outcome unknown.
-COMPLETE_NOTIFY: Final = """
-WITH done AS (DELETE FROM jobs WHERE id = $1 AND lease_token = $2 RETURNING export_id),
-marked AS (
-    UPDATE exports SET notified_at = now(), version = exports.version + 1
-    FROM done WHERE exports.id = done.export_id AND exports.notified_at IS NULL
-)
-SELECT count(*) FROM done"""
-
-
-async def complete_notify(conn: Executor, job: JobRow) -> bool:
-    """Record the mail as sent and delete the notify job; False when the lease was lost."""
-    return bool(await conn.fetchval(COMPLETE_NOTIFY, job.id, job.lease_token))

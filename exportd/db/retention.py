@@ -26,7 +26,7 @@ async def complete_expire(pool: Pool, job: JobRow, followups: Followups) -> bool
         if await conn.fetchval(DELETE_JOB, job.id, job.lease_token) is None:
             return False
         if await conn.fetchval(MARK_EXPIRED, job.export_id) is not None:
-            await export_finished(conn, job.export_id, Event.EXPIRED, followups)
+            await export_finished(conn, [job.export_id], Event.EXPIRED, followups)
     return True
 
 

@@ -13,7 +13,7 @@ from typing import Final
 import asyncpg
 
 from exportd.db import exports, jobs
-from exportd.db.followups import Followups
+from exportd.db.completions import Completions
 from exportd.db.pool import Pool, is_unavailable
 from exportd.db.rows import BuildResult, ExportRow, JobRow, Reading
 from exportd.errors import ExportdError, JobFailure, LeaseLost
@@ -74,8 +74,7 @@ class BuildJob:
     catalog: Catalog
     s3_prefix: str
     lease: timedelta
-    retention: timedelta
-    followups: Followups
+    completions: Completions
     progress_interval: timedelta
     metrics: Metrics
 
@@ -119,10 +118,7 @@ class BuildJob:
             content_type=media_type,
             as_of=snapshot.as_of,
         )
-        completed = await jobs.complete_build(
-            self.pool, job, result, retention=self.retention, followups=self.followups
-        )
-        if not completed:
+        if not await self.completions.build_done(job, result):
             await self.storage.delete(key)
             raise LeaseLost
         self.metrics.build_seconds.labels(format=export.format).observe(time.monotonic() - started)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from exportd.db import exports, jobs, mail
+from exportd.db.completions import Completions
 from exportd.db.downloads import new_link_token
 from exportd.db.pool import Pool
 from exportd.db.rows import ExportRow, JobRow
@@ -30,6 +31,7 @@ from exportd.storage.s3 import Storage
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NotifyJob:
     pool: Pool
+    completions: Completions
     storage: Storage
     mailer: Mailer
     # An export's human title, by its catalog name.
@@ -58,7 +60,7 @@ class NotifyJob:
             message_id_domain=self.message_id_domain,
             templates=self.templates,
         )
-        # Held through the send: the outcome is recorded the moment the relay answers.
+        # Held through the send: a refused mail's undo needs no new connection.
         async with self.pool.acquire() as conn:
             # The fence, and the record that a send begins, before what cannot be taken back.
             if not await mail.begin_mail(conn, job, link_token=token):
@@ -73,8 +75,10 @@ class NotifyJob:
                 # No 250 for the message: the relay did not take it; the next try is a first.
                 await mail.mail_refused(conn, job, link_token=token)
                 raise
-            if not await mail.complete_notify(conn, job):
-                raise LeaseLost
+        # Recorded once the connection is back: the completion shares a batch with other
+        # jobs' (the window in which a dying replica leaves the outcome unknown is one write).
+        if not await self.completions.mail_sent(job):
+            raise LeaseLost
         log.info("notify.sent", mail=export.status)
 
     def _mail(self, export: ExportRow, token: str | None) -> Mail:
