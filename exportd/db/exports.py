@@ -8,16 +8,28 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from exportd.db.followups import Followups, export_finished
-from exportd.db.jobs import INSERT_JOB
 from exportd.db.pool import Executor, Pool
 from exportd.db.rows import ExportRow, NewExport
-from exportd.model import Event, JobKind
+from exportd.model import Event
 
+# Under the tenant's lock (taken by an earlier statement, so this one's snapshot sees every
+# create committed before it): the export and its build job, unless the tenant already has
+# $12 queued exports (no row then). The job's INSERT trigger wakes the dispatchers.
 INSERT_EXPORT: Final = """
-INSERT INTO exports (id, tenant, owner_sub, recipient, export_name, params, format, compression,
-                     file_name, options)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-RETURNING *"""
+WITH queued AS (
+    SELECT count(*) AS n FROM exports WHERE tenant = $2 AND status = 'queued'
+),
+export AS (
+    INSERT INTO exports (id, tenant, owner_sub, recipient, export_name, params, format,
+                         compression, file_name, options)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM queued WHERE n < $12
+    RETURNING *
+),
+job AS (
+    INSERT INTO jobs (kind, export_id, tenant, max_attempts)
+    SELECT 'build', id, tenant, $11 FROM export
+)
+SELECT * FROM export"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +79,6 @@ async def purge_idempotency_keys(conn: Executor) -> None:
     await conn.execute(PURGE_IDEMPOTENCY_KEYS)
 
 
-COUNT_QUEUED: Final = "SELECT count(*) FROM exports WHERE tenant = $1 AND status = 'queued'"
-
-
 async def create_export(
     pool: Pool,
     new: NewExport,
@@ -100,8 +109,6 @@ async def create_export(
                 assert existing is not None  # the key cascades away with its export
                 return ExportRow.from_record(existing), True
         await conn.execute(LOCK_TENANT_QUEUE, new.tenant)
-        if await conn.fetchval(COUNT_QUEUED, new.tenant) >= queued_cap:
-            raise QueueFull
         record = await conn.fetchrow(
             INSERT_EXPORT,
             new.id,
@@ -114,8 +121,11 @@ async def create_export(
             new.compression,
             new.file_name,
             new.options,
+            max_attempts,
+            queued_cap,
         )
-        await conn.execute(INSERT_JOB, JobKind.BUILD, new.id, new.tenant, max_attempts)
+        if record is None:
+            raise QueueFull
     assert record is not None
     return ExportRow.from_record(record), False
 

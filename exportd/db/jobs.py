@@ -11,10 +11,6 @@ from exportd.db.pool import Executor, Pool
 from exportd.db.rows import JobRow, Reading
 from exportd.model import Event, JobKind
 
-# A job goes in with the row it works on; its INSERT trigger NOTIFYs on commit.
-INSERT_JOB: Final = """
-INSERT INTO jobs (kind, export_id, tenant, max_attempts) VALUES ($1, $2, $3, $4)"""
-
 CLAIM_JOBS: Final = """
 -- running: builds per tenant under a live lease (few rows: at most the fleet's workers)
 WITH running AS (
