@@ -18,28 +18,20 @@ from exportd.db.rows import DownloadRow
 TOKEN_BYTES: Final = 32
 
 
-def _digest(token: str) -> bytes:
+def link_digest(token: str) -> bytes:
+    """What a link is stored as: only its hash, so the table cannot be turned into downloads."""
     return hashlib.sha256(token.encode()).digest()
-
-
-CREATE_LINK: Final = "INSERT INTO download_links (token_sha256, export_id) VALUES ($1, $2)"
 
 
 def new_link_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
-async def store_link(conn: Executor, export_id: uuid.UUID, token: str) -> None:
-    """Make `token` a link to the export; only its hash is stored, so the table cannot be
-    turned into downloads."""
-    await conn.execute(CREATE_LINK, _digest(token), export_id)
-
-
 DROP_LINK: Final = "DELETE FROM download_links WHERE token_sha256 = $1"
 
 
 async def drop_link(conn: Executor, token: str) -> None:
-    await conn.execute(DROP_LINK, _digest(token))
+    await conn.execute(DROP_LINK, link_digest(token))
 
 
 # Owner-scoped: None when the export is not the caller's; else how many links were revoked.
@@ -115,7 +107,7 @@ async def record_link_download(conn: Executor, token: str, client: Client) -> Gr
     """Record a download through a mailed link; None when the link is unknown or revoked, or
     its export has no file now."""
     record = await conn.fetchrow(
-        RECORD_LINK_DOWNLOAD, _digest(token), client.address, client.user_agent
+        RECORD_LINK_DOWNLOAD, link_digest(token), client.address, client.user_agent
     )
     return Granted(*record.values()) if record else None
 
@@ -136,7 +128,7 @@ WHERE download_links.token_sha256 = $1"""
 
 
 async def find_link(conn: Executor, token: str) -> LinkState | None:
-    record = await conn.fetchrow(FIND_LINK, _digest(token))
+    record = await conn.fetchrow(FIND_LINK, link_digest(token))
     return LinkState(*record.values()) if record else None
 
 

@@ -5,29 +5,33 @@ from __future__ import annotations
 
 from typing import Final
 
-from exportd.db.downloads import drop_link, store_link
+from exportd.db.downloads import drop_link, link_digest
 from exportd.db.pool import Conn
 from exportd.db.rows import JobRow
 
-# Fenced, before the send: zero rows when the lease is lost or the mail went out already.
+# Fenced, before the send: stamps the attempt and stores the mail's link ($3, a token's
+# hash; NULL for a mail without one), both or neither. No row when the lease is lost or the
+# mail went out already.
 BEGIN_MAIL: Final = """
-UPDATE exports SET mail_attempted_at = now()
-FROM jobs
-WHERE jobs.id = $1 AND jobs.lease_token = $2 AND exports.id = jobs.export_id
-  AND exports.notified_at IS NULL
-RETURNING exports.id"""
+WITH begun AS (
+    UPDATE exports SET mail_attempted_at = now()
+    FROM jobs
+    WHERE jobs.id = $1 AND jobs.lease_token = $2 AND exports.id = jobs.export_id
+      AND exports.notified_at IS NULL
+    RETURNING exports.id
+),
+link AS (
+    INSERT INTO download_links (token_sha256, export_id)
+    SELECT $3, id FROM begun WHERE $3::bytea IS NOT NULL
+)
+SELECT id FROM begun"""
 
 
 async def begin_mail(conn: Conn, job: JobRow, *, link_token: str | None) -> bool:
-    """Record that a send begins and store the download link the mail carries, if any: both
-    or neither. False when the lease is gone or the mail was recorded as sent meanwhile."""
-    async with conn.transaction():
-        export_id = await conn.fetchval(BEGIN_MAIL, job.id, job.lease_token)
-        if export_id is None:
-            return False
-        if link_token is not None:
-            await store_link(conn, export_id, link_token)
-    return True
+    """Record that a send begins and store the download link the mail carries, if any. False
+    when the lease is gone or the mail was recorded as sent meanwhile."""
+    digest = None if link_token is None else link_digest(link_token)
+    return await conn.fetchval(BEGIN_MAIL, job.id, job.lease_token, digest) is not None
 
 
 # The SMTP server refused the mail (nothing was delivered): a later attempt is a first send.
