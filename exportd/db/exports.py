@@ -12,24 +12,10 @@ from exportd.db.pool import Executor, Pool
 from exportd.db.rows import ExportRow, NewExport
 from exportd.model import Event
 
-# Under the tenant's lock (taken by an earlier statement, so this one's snapshot sees every
-# create committed before it): the export and its build job, unless the tenant already has
-# $12 queued exports (no row then). The job's INSERT trigger wakes the dispatchers.
-INSERT_EXPORT: Final = """
-WITH queued AS (
-    SELECT count(*) AS n FROM exports WHERE tenant = $2 AND status = 'queued'
-),
-export AS (
-    INSERT INTO exports (id, tenant, owner_sub, recipient, export_name, params, format,
-                         compression, file_name, options)
-    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM queued WHERE n < $12
-    RETURNING *
-),
-job AS (
-    INSERT INTO jobs (kind, export_id, tenant, max_attempts)
-    SELECT 'build', id, tenant, $11 FROM export
-)
-SELECT * FROM export"""
+# The tenant's lock, its queued count, the export and its build job, in one call (migration
+# 0009 says why a function); no row when the tenant has $12 queued exports already.
+CREATE_EXPORT: Final = """
+SELECT * FROM exportd_create_export($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +50,6 @@ FIND_IDEMPOTENCY_KEY: Final = """
 SELECT request_hash, export_id FROM idempotency_keys
 WHERE tenant = $1 AND owner_sub = $2 AND key = $3"""
 
-# One tenant's creates take turns from here to their commit, so the queued count each one
-# checks cannot be overtaken by a concurrent create: the cap holds under any concurrency.
-LOCK_TENANT_QUEUE: Final = """
-SELECT pg_advisory_xact_lock(hashtextextended('exportd.queued:' || $1, 0))"""
-
 # Housekeeping, a batch at a time.
 PURGE_IDEMPOTENCY_KEYS: Final = """
 DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(
@@ -87,46 +68,48 @@ async def create_export(
     queued_cap: int,
     idempotency: IdempotencyKey | None = None,
 ) -> tuple[ExportRow, bool]:
-    """Insert the export and its build job in one transaction; (export, replayed).
+    """Insert the export and its build job, all or nothing; (export, replayed).
 
     With an idempotency key already taken by the same request, return that export instead
     (a replay, even at the queued cap); taken by another request, raise IdempotencyConflict.
     With `queued_cap` queued exports for the tenant already, raise QueueFull.
     """
-    async with pool.acquire() as conn, conn.transaction():
-        if idempotency is not None:
-            owner = (new.tenant, new.owner_sub, idempotency.key)
-            await conn.execute(EXPIRE_IDEMPOTENCY_KEY, *owner)
-            taken = await conn.fetchval(
-                TAKE_IDEMPOTENCY_KEY, *owner, idempotency.request_hash, new.id, idempotency.ttl
-            )
-            if taken is None:
-                found = await conn.fetchrow(FIND_IDEMPOTENCY_KEY, *owner)
-                assert found is not None  # taken and not expired: it is there
-                if found["request_hash"] != idempotency.request_hash:
-                    raise IdempotencyConflict
-                existing = await conn.fetchrow(GET_EXPORT_BY_ID, found["export_id"])
-                assert existing is not None  # the key cascades away with its export
-                return ExportRow.from_record(existing), True
-        await conn.execute(LOCK_TENANT_QUEUE, new.tenant)
-        record = await conn.fetchrow(
-            INSERT_EXPORT,
-            new.id,
-            new.tenant,
-            new.owner_sub,
-            new.recipient,
-            new.export_name,
-            new.params,
-            new.format,
-            new.compression,
-            new.file_name,
-            new.options,
-            max_attempts,
-            queued_cap,
-        )
+    args = (
+        new.id,
+        new.tenant,
+        new.owner_sub,
+        new.recipient,
+        new.export_name,
+        new.params,
+        new.format,
+        new.compression,
+        new.file_name,
+        new.options,
+        max_attempts,
+        queued_cap,
+    )
+    if idempotency is None:  # one round trip
+        record = await pool.fetchrow(CREATE_EXPORT, *args)
         if record is None:
             raise QueueFull
-    assert record is not None
+        return ExportRow.from_record(record), False
+    async with pool.acquire() as conn, conn.transaction():
+        owner = (new.tenant, new.owner_sub, idempotency.key)
+        await conn.execute(EXPIRE_IDEMPOTENCY_KEY, *owner)
+        taken = await conn.fetchval(
+            TAKE_IDEMPOTENCY_KEY, *owner, idempotency.request_hash, new.id, idempotency.ttl
+        )
+        if taken is None:
+            found = await conn.fetchrow(FIND_IDEMPOTENCY_KEY, *owner)
+            assert found is not None  # taken and not expired: it is there
+            if found["request_hash"] != idempotency.request_hash:
+                raise IdempotencyConflict
+            existing = await conn.fetchrow(GET_EXPORT_BY_ID, found["export_id"])
+            assert existing is not None  # the key cascades away with its export
+            return ExportRow.from_record(existing), True
+        record = await conn.fetchrow(CREATE_EXPORT, *args)
+        if record is None:  # inside: the key taken for it goes too
+            raise QueueFull
     return ExportRow.from_record(record), False
 
 

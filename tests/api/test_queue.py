@@ -205,6 +205,20 @@ async def test_a_retry_at_the_queued_cap_is_replayed_not_refused(make_client: An
     assert fresh.status == 429
 
 
+async def test_a_key_refused_at_the_queued_cap_is_not_spent(make_client: Any) -> None:
+    api = await make_client(role="api", tenant_max_queued=1)
+    blocker = await create(api, ORDERS)
+    key = auth() | {"Idempotency-Key": "later"}
+
+    refused = await api.post("/v1/exports", json=ORDERS, headers=key)
+    await api.post(f"/v1/exports/{blocker['id']}/cancel", headers=auth())
+    accepted = await api.post("/v1/exports", json=ORDERS, headers=key)
+
+    assert refused.status == 429
+    assert accepted.status == 202, await accepted.text()
+    assert "Idempotent-Replayed" not in accepted.headers
+
+
 async def test_one_tenants_backlog_does_not_starve_another(
     make_client: Any, conn: asyncpg.Connection[asyncpg.Record]
 ) -> None:
