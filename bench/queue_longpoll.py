@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,6 +27,7 @@ import asyncpg
 import psutil
 
 from bench.procstats import CpuMeter
+from bench.queue_bare_http import bare_server, per_answer
 from bench.queue_claimers import FOLLOWUPS, LEASE, NO_CAP, RETENTION
 from bench.queue_creators import MAX_ATTEMPTS, new_export
 from bench.queue_load import load_clients
@@ -46,6 +48,7 @@ from exportd.db.exports import create_export
 from exportd.db.jobs import claim_jobs
 from exportd.db.pool import Pool
 from exportd.db.rows import BuildResult
+from exportd.dev.servers import free_port
 from tests.support.database import SCHEMA
 from tests.support.processes import ExportdProcess
 
@@ -118,15 +121,18 @@ async def hold_and_answer(
     change: Callable[[], Awaitable[float]],
     *,
     idle_s: float,
+    server: tuple[int, int] | None = None,
 ) -> Metrics:
     """`waiters` long-polls spread over `targets`, from separate processes; once all are in
-    (and exportd has settled), `idle_s` of watched waiting, then `change()`; every answer timed."""
+    (and exportd has settled), `idle_s` of watched waiting, then `change()`; every answer timed.
+    `server` (port, pid): another server than the replica takes the waiters."""
+    port, pid = server or (p.api.port, p.api.pid)
     ramp_budget = 30.0 + waiters / 200
     deadline = ramp_budget + 15.0 + idle_s + p.wait_s + ANSWER_WITHIN_S
     params = [
         {
             "host": "127.0.0.1",
-            "port": p.api.port,
+            "port": port,
             "targets": targets,
             "count": count,
             "first": first,
@@ -138,15 +144,15 @@ async def hold_and_answer(
     ]
     out: Metrics = {"waiters": float(waiters)}
     async with load_clients("longpoll", params, p.workdir, "pollers") as clients:
-        meter = p.bed.meter(exportd=[p.api.pid], load=[c.pid for c in clients])
-        rss_before = int(psutil.Process(p.api.pid).memory_info().rss)
+        meter = p.bed.meter(exportd=[pid], load=[c.pid for c in clients])
+        rss_before = int(psutil.Process(pid).memory_info().rss)
         connections_before = await client_backends(p.conn)
         start, went = meter.read(), time.monotonic()
         for client in clients:
             client.go()
         await asyncio.gather(*(c.wait_for("sent", ramp_budget) for c in clients))
         out["ramp_s"] = time.monotonic() - went
-        out["settle_s"] = await settle(p.api.pid)
+        out["settle_s"] = await settle(pid)
         if idle_s:
             window = await watch_window(
                 idle_s, meter=meter, http=p.http, url=p.api.url, conn=p.conn, pid=p.api.pid
@@ -159,6 +165,7 @@ async def hold_and_answer(
         after = meter.read()
         results = [c.result() for c in clients]
     out |= spent_metrics(CpuMeter.spent(before_change, after), "answer")
+    out |= per_answer(out)
     whole = CpuMeter.spent(start, after)
     out |= spent_metrics(whole, "run") | disturbance(whole, time.monotonic() - went)
     return out | answer_metrics(results, sent, waiters)
@@ -188,6 +195,15 @@ async def fanout_exportd(
         for n, (i, tag) in enumerate(zip(ids, tags, strict=True))
     ]
     return await hold_and_answer(p, targets, waiters, lambda: bump(p.conn, ids), idle_s=idle_s)
+
+
+async def fanout_bare(p: Polling, ids: list[uuid.UUID], waiters: int) -> Metrics:
+    """The same fan-out against the bare aiohttp server (bench/queue_bare_http.py)."""
+    port = free_port()
+    async with bare_server(port, p.bed.dsn, EXPORTS_CHANNEL) as pid:
+        targets = [[str(i), '"0"', p.tokens[0]] for i in ids]
+        change = partial(bump, p.conn, ids)
+        return await hold_and_answer(p, targets, waiters, change, idle_s=0.0, server=(port, pid))
 
 
 async def fresh_state(api: ExportdProcess, conn: asyncpg.Connection[asyncpg.Record]) -> Metrics:

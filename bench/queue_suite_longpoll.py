@@ -124,9 +124,25 @@ async def longpoll_suite(bed: Bed, plan: Plan, workdir: Path, say: Say) -> list[
             {
                 "baseline": Side("exportd with no waiter; a bare LISTEN hears the change"),
                 "exportd": Side(f"exportd, {plan.waiters:,} long-polls"),
+                "bare": Side(f"bare aiohttp on uvloop, {plan.waiters:,} long-polls"),
             },
             [
                 *latency_rows("change → answer (baseline: → LISTEN callback)"),
+                *latency_rows("change → answer vs bare aiohttp's", side="bare")[:2],
+                Row(
+                    "answering CPU per answer vs bare aiohttp's, ms",
+                    "answer_cpu_ms_per_waiter",
+                    "answer_cpu_ms_per_waiter",
+                    "{:.3f}",
+                    baseline_side="bare",
+                ),
+                Row(
+                    "bare aiohttp: answering CPU s, server vs the load client",
+                    "answer_exportd_cpu_s",
+                    "answer_load_cpu_s",
+                    exportd_side="bare",
+                    baseline_side="bare",
+                ),
                 Row("answered, share of waiters", "answered_share", None),
                 Row(
                     "DB connections while waiting vs the fresh replica's (pool + listener)",
@@ -174,6 +190,9 @@ async def longpoll_suite(bed: Bed, plan: Plan, workdir: Path, say: Say) -> list[
                 f"{lp.POLLER_PROCESSES} load processes; the {FANOUT_EXPORTS} exports belong to "
                 f"{FANOUT_TENANTS} tenants; the change is one UPDATE bumping their versions",
                 "latency is measured from sending the UPDATE (its commit included)",
+                "bare aiohttp (bench/queue_bare_http.py): the same waiters and change against "
+                "an aiohttp server on uvloop that answers a fixed body the moment the export's "
+                "NOTIFY arrives: no token, no read, no log line, no metrics",
             ],
         )
         await alternate(
@@ -187,6 +206,7 @@ async def longpoll_suite(bed: Bed, plan: Plan, workdir: Path, say: Say) -> list[
                     "fanout",
                     partial(lp.fanout_exportd, p, ids, FANOUT_TENANTS, plan.waiters, plan.idle_s),
                 ),
+                "bare": partial(lp.fanout_bare, p, ids, plan.waiters),
             },
             say,
         )
