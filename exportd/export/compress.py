@@ -1,4 +1,5 @@
-"""The streaming compressor between an encoder and the upload, off the event loop."""
+"""Between an encoder and the object: a bounded queue and a task that compresses (off the event
+loop) or not, then writes to the object."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import zstandard
 
 GZIP_LEVEL: Final = 1  # the speed/size point of `gzip -1`: exports are built once, read once
 ZSTD_LEVEL: Final = 1  # likewise `zstd -1`
-CHUNK: Final = 1024 * 1024  # compress in 1 MiB pieces: few thread hops, bounded memory
-DEPTH: Final = 4  # pieces queued for the compressor before the reader waits
+CHUNK: Final = 1024 * 1024  # chunks travel in pieces of about 1 MiB: few thread hops
+QUEUED: Final = 4 * CHUNK  # bytes queued before the encoder waits
 
 
 class Codec(Protocol):
@@ -33,80 +34,75 @@ class Writer(Protocol):
     async def write(self, data: bytes) -> None: ...
 
 
-class Sink(Protocol):
-    """Where encoded bytes go: straight to the object, or through a compressor first."""
+class Sink:
+    """Takes encoded bytes and hands them, in order, to a task that writes them to the object.
 
-    async def write(self, data: bytes) -> None: ...
-    async def finish(self) -> None: ...
-    def cancel(self) -> None: ...
-
-
-class Direct:
-    """No compression: bytes go to the object writer as they come."""
-
-    def __init__(self, writer: Writer) -> None:
-        self._writer = writer
-
-    async def write(self, data: bytes) -> None:
-        await self._writer.write(data)
-
-    async def finish(self) -> None:
-        return None
-
-    def cancel(self) -> None:
-        return None
-
-
-class Compressing:
-    """Compresses in a worker thread while the reader goes on filling the next piece.
-
-    zlib and zstd release the GIL, so compression overlaps the database read on another core;
-    a bounded queue keeps memory flat and slows the reader when compression falls behind.
+    The encoder (COPY's reader) goes on while the writer hashes a finished part or waits for
+    a free upload slot, and waits itself only once QUEUED bytes are waiting: the database
+    read overlaps the upload, and a slow upload still slows the read instead of growing
+    memory. With a codec the task compresses each piece in a worker thread first (zlib and
+    zstd release the GIL, so compression runs on the other core).
     """
 
-    def __init__(self, writer: Writer, compression: str) -> None:
+    def __init__(self, writer: Writer, codec: Codec | None = None) -> None:
         self._writer = writer
-        self._codec = codec(compression)
-        self._buffer = bytearray()
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(DEPTH)
-        self._task = asyncio.create_task(self._run(), name="compress")
+        self._codec = codec
+        self._piece: list[bytes] = []  # chunks as they came: no copy to gather them
+        self._piece_size = 0
+        self._queue: asyncio.Queue[tuple[list[bytes], int] | None] = asyncio.Queue()
+        self._queued = 0
+        self._room = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="sink")
 
     async def write(self, data: bytes) -> None:
-        self._buffer += data
-        if len(self._buffer) >= CHUNK:
-            await self._put(bytes(self._buffer))
-            self._buffer.clear()
+        if not data:
+            return
+        self._piece.append(data)
+        self._piece_size += len(data)
+        if self._piece_size >= CHUNK:
+            await self._put_piece()
 
     async def finish(self) -> None:
-        if self._buffer:
-            await self._put(bytes(self._buffer))
-            self._buffer.clear()
-        await self._put(None)
+        if self._piece:
+            await self._put_piece()
+        self._queue.put_nowait(None)
         await self._task
-        await self._writer.write(self._codec.flush())
-
-    async def _put(self, item: bytes | None) -> None:
-        """Queue a piece, or raise the compressor's error: a compressor that died (its writer
-        failed) takes nothing more, so waiting on the queue alone would wait forever."""
-        put = asyncio.ensure_future(self._queue.put(item))
-        await asyncio.wait({put, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if not put.done():
-            put.cancel()
-            await self._task  # raises the compressor's error
-        elif self._task.done() and not self._task.cancelled():
-            self._task.result()  # it failed after taking the piece: raise its error now
-
-    async def _run(self) -> None:
-        while (piece := await self._queue.get()) is not None:
-            out = await asyncio.to_thread(self._codec.compress, piece)
-            if out:
-                await self._writer.write(out)
 
     def cancel(self) -> None:
         self._task.cancel()
         if self._task.done() and not self._task.cancelled():
             self._task.exception()  # seen: its error is the build's, not a stray task's
 
+    async def _put_piece(self) -> None:
+        """Queue the piece once there is room, or raise the task's error: a task that died (its
+        writer failed) takes nothing more, so waiting for room alone would wait forever."""
+        while self._queued >= QUEUED and not self._task.done():
+            self._room.clear()
+            room = asyncio.ensure_future(self._room.wait())
+            await asyncio.wait({room, self._task}, return_when=asyncio.FIRST_COMPLETED)
+            room.cancel()
+        if self._task.done():
+            self._task.result()  # raises its error
+        self._queue.put_nowait((self._piece, self._piece_size))
+        self._queued += self._piece_size
+        self._piece, self._piece_size = [], 0
 
-def sink_for(writer: Writer, compression: str) -> Direct | Compressing:
-    return Direct(writer) if compression == "none" else Compressing(writer, compression)
+    async def _run(self) -> None:
+        while (item := await self._queue.get()) is not None:
+            piece, size = item
+            if self._codec is not None:
+                piece = [await asyncio.to_thread(_compress, self._codec, piece)]
+            for chunk in piece:
+                await self._writer.write(chunk)
+            self._queued -= size
+            self._room.set()
+        if self._codec is not None:
+            await self._writer.write(self._codec.flush())
+
+
+def _compress(codec: Codec, piece: list[bytes]) -> bytes:
+    return b"".join(codec.compress(chunk) for chunk in piece)
+
+
+def sink_for(writer: Writer, compression: str) -> Sink:
+    return Sink(writer, None if compression == "none" else codec(compression))

@@ -53,8 +53,8 @@ async def open_s3(
     config = AioConfig(
         signature_version="s3v4",
         # No SHA-256 of every part for the signature (botocore does it on the event loop
-        # over plain http; https to AWS skips it anyway): parts still carry a CRC32, and the
-        # whole object's sha256 is ours.
+        # over plain http; https to AWS skips it anyway): parts still carry a CRC32 (the
+        # writer computes it in the pass that hashes the object), and the sha256 is ours.
         s3={"addressing_style": "path", "payload_signing_enabled": False},
         retries={"max_attempts": 3, "mode": "standard"},
         connect_timeout=10,

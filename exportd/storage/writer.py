@@ -4,11 +4,14 @@ with bounded memory that is aborted on any failure."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import io
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import IO, TYPE_CHECKING, Final, cast
 from urllib.parse import quote
 
 import structlog
@@ -25,6 +28,11 @@ MAX_PARTS: Final = 10_000
 # Part size doubles every this many parts, so the 10,000-part limit never caps a file
 # (8 MiB base: the first 1,000 parts carry 8 GiB, the next 16 GiB, ...).
 PARTS_PER_SIZE_STEP: Final = 1_000
+# A part goes out in views of at most this many bytes: the socket takes each as it comes, so
+# no copy of the whole part is ever queued in the transport.
+PIECE: Final = 256 * 1024
+# A body this small is hashed on the event loop: a worker thread's hop costs more than that.
+INLINE_DIGEST: Final = 64 * 1024
 
 
 def content_disposition(file_name: str) -> str:
@@ -35,6 +43,61 @@ def content_disposition(file_name: str) -> str:
 
 def part_size_for(part_number: int, base: int) -> int:
     return base << ((part_number - 1) // PARTS_PER_SIZE_STEP)
+
+
+class PartBody:
+    """One part's bytes as they were written, never joined into one buffer.
+
+    botocore needs a file (`read`, `seek`, `tell`: a retry seeks back to 0); given the length
+    and the CRC32 it reads nothing. aiohttp sends an async iterable as it comes, on the event
+    loop: views into the chunks, with no thread hop per read (as for a file) and no copy.
+    """
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+        self.size = sum(len(c) for c in chunks)
+        self._position = 0
+
+    def digest(self, update: Callable[[bytes], None]) -> str:
+        """Feed the object's hash and return this part's CRC32 as S3 wants it (base64). A large
+        body's runs in a worker thread: sha256 and crc32 both release the GIL."""
+        crc = 0
+        for chunk in self._chunks:
+            update(chunk)
+            crc = zlib.crc32(chunk, crc)
+        return base64.b64encode(crc.to_bytes(4, "big")).decode()
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
+        self._position = min(max(base + offset, 0), self.size)
+        return self._position
+
+    def read(self, size: int = -1) -> bytes:
+        end = self.size if size < 0 else min(self.size, self._position + size)
+        data = b"".join(self._views(self._position, end))
+        self._position = end
+        return data
+
+    async def __aiter__(self) -> AsyncIterator[memoryview]:
+        for view in self._views(self._position, self.size):
+            self._position += len(view)
+            yield view
+
+    def _views(self, start: int, end: int) -> Iterator[memoryview]:
+        offset = 0
+        for chunk in self._chunks:
+            low, high = max(start - offset, 0), min(end - offset, len(chunk))
+            for at in range(low, high, PIECE):
+                yield memoryview(chunk)[at : min(at + PIECE, high)]
+            offset += len(chunk)
+
+
+def as_file(body: PartBody) -> IO[bytes]:
+    """The body as the client's stubs type it: botocore reads a file, aiohttp an iterable."""
+    return cast("IO[bytes]", body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +111,10 @@ class StoredObject:
 class ObjectWriter:
     """Streams bytes into one object: a single PUT if it stays under a part, else multipart.
 
-    At most `parts_in_flight` parts are buffered or uploading at once, so memory is bounded by
-    (parts_in_flight + 1) * part size whatever the object's size; `write` waits when full, which
-    slows the reader (backpressure).
+    At most `parts_in_flight` parts are uploading at once and one more is filling, each held
+    once (the chunks as they came), so memory is bounded by (parts_in_flight + 1) * part size
+    (plus the last chunk's overshoot) whatever the object's size; `write` waits when all are
+    busy, which slows the reader (backpressure).
     """
 
     def __init__(
@@ -72,7 +136,7 @@ class ObjectWriter:
         self._disposition = content_disposition(file_name)
         self._part_size = part_size
         self._part_uploaded = part_uploaded  # told each part's upload time, in seconds
-        # Chunks as they came, joined once per part: no doubling bytearray, one exact copy.
+        # Chunks as they came, sent as they are (PartBody): no join, no copy of the part.
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._hash = hashlib.sha256()
@@ -91,6 +155,8 @@ class ObjectWriter:
     async def write(self, data: bytes) -> None:
         if self._failure is not None:
             raise self._failure
+        if not data:
+            return
         self._chunks.append(data)
         self._buffered += len(data)
         if self._buffered >= part_size_for(self._next_part, self._part_size):
@@ -100,18 +166,20 @@ class ObjectWriter:
         """Upload what is left and complete the object."""
         if self._upload_id is None:
             body = self._take()
-            await asyncio.to_thread(self._hash.update, body)
+            crc = await self._digest(body)
             started = time.monotonic()
             with storage_errors():
                 await self._client.put_object(
                     Bucket=self._bucket,
                     Key=self.key,
-                    Body=body,
+                    Body=as_file(body),
+                    ContentLength=body.size,
+                    ChecksumCRC32=crc,
                     ContentType=self._content_type,
                     ContentDisposition=self._disposition,
                 )
             self._part_uploaded(time.monotonic() - started)  # a file of one part is one too
-            self._size = len(body)
+            self._size = body.size
             return StoredObject(self.key, self._size, self._hash.hexdigest(), parts=1)
         if self._buffered:
             await self._flush_part()
@@ -155,29 +223,33 @@ class ObjectWriter:
         if part_number > MAX_PARTS:
             raise RuntimeError("object exceeds the S3 part limit")
         self._next_part += 1
-        # Wait for a free slot before joining the chunks: while the others upload, this
-        # part is held once (as chunks), not twice (chunks and their join).
         await self._slots.acquire()
         if self._failure is not None:
             self._slots.release()
             raise self._failure
         body = self._take()
-        # Hash in part order (off the loop: sha256 releases the GIL on large buffers).
-        await asyncio.to_thread(self._hash.update, body)
-        self._size += len(body)
+        # Hash in part order, off the loop; the part's CRC32 in the same pass, so botocore
+        # does not read the body again for it.
+        crc = await self._digest(body)
+        self._size += body.size
         task = asyncio.create_task(
-            self._upload_part(part_number, body), name=f"upload-part-{part_number}"
+            self._upload_part(part_number, body, crc), name=f"upload-part-{part_number}"
         )
         self._uploads.add(task)
         task.add_done_callback(self._uploads.discard)
 
-    def _take(self) -> bytes:
-        body = b"".join(self._chunks)
-        self._chunks.clear()
+    async def _digest(self, body: PartBody) -> str:
+        if body.size <= INLINE_DIGEST:
+            return body.digest(self._hash.update)
+        return await asyncio.to_thread(body.digest, self._hash.update)
+
+    def _take(self) -> PartBody:
+        body = PartBody(self._chunks)
+        self._chunks = []
         self._buffered = 0
         return body
 
-    async def _upload_part(self, part_number: int, body: bytes) -> None:
+    async def _upload_part(self, part_number: int, body: PartBody, crc: str) -> None:
         assert self._upload_id is not None
         started = time.monotonic()
         try:
@@ -187,7 +259,9 @@ class ObjectWriter:
                     Key=self.key,
                     UploadId=self._upload_id,
                     PartNumber=part_number,
-                    Body=body,
+                    Body=as_file(body),
+                    ContentLength=body.size,
+                    ChecksumCRC32=crc,
                 )
             self._parts.append({"PartNumber": part_number, "ETag": answer["ETag"]})
             self._part_uploaded(time.monotonic() - started)

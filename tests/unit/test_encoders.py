@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
+import io
 
 import pytest
 import zstandard
+from botocore.httpchecksum import Crc32Checksum
 
-from exportd.export.compress import CHUNK, DEPTH, Compressing, Direct, codec, sink_for
+from exportd.export.compress import CHUNK, QUEUED, Sink, codec, sink_for
 from exportd.export.formats import content_type, extension
-from exportd.storage.writer import content_disposition, part_size_for
+from exportd.storage.writer import PIECE, PartBody, content_disposition, part_size_for
 
 
 class CollectingWriter:
@@ -75,7 +78,7 @@ def test_codec_refuses_an_unknown_compression() -> None:
 
 async def test_direct_sink_passes_bytes_through_in_order() -> None:
     writer = CollectingWriter()
-    sink = Direct(writer)
+    sink = sink_for(writer, "none")
     for piece in (b"a,b\n", b"", b"1,2\n"):
         await sink.write(piece)
     await sink.finish()
@@ -86,7 +89,7 @@ async def test_direct_sink_passes_bytes_through_in_order() -> None:
 @pytest.mark.parametrize("size", [0, 10, len(PAYLOAD)])
 async def test_compressing_sink_writes_one_valid_stream(compression: str, size: int) -> None:
     writer = CollectingWriter()
-    sink = Compressing(writer, compression)
+    sink = sink_for(writer, compression)
     data = PAYLOAD[:size]
     for start in range(0, size, 100_000):
         await sink.write(data[start : start + 100_000])
@@ -95,28 +98,49 @@ async def test_compressing_sink_writes_one_valid_stream(compression: str, size: 
 
 
 async def test_compressing_sink_raises_the_writer_error() -> None:
-    sink = Compressing(CollectingWriter(error=OSError("upload failed")), "gzip")
+    sink = sink_for(CollectingWriter(error=OSError("upload failed")), "gzip")
     with pytest.raises(OSError, match="upload failed"):
         await sink.write(PAYLOAD[: 2 * CHUNK])
         await sink.finish()
 
 
 async def test_a_failed_writer_stops_the_reader_instead_of_leaving_it_waiting() -> None:
-    # Once the compressor's writer fails nothing takes from its queue: a reader that went on
+    # Once the sink's writer fails nothing takes from its queue: a reader that went on
     # filling it would wait forever. The timeout turns such a hang into a failure.
-    sink = Compressing(CollectingWriter(error=OSError("upload failed")), "zstd")
+    sink = sink_for(CollectingWriter(error=OSError("upload failed")), "zstd")
     with pytest.raises(OSError, match="upload failed"):
         async with asyncio.timeout(10):
-            for _ in range(DEPTH + 4):
+            for _ in range(QUEUED // CHUNK + 4):
                 await sink.write(bytes(CHUNK))
 
 
-async def test_sink_for_compresses_only_when_asked() -> None:
-    writer = CollectingWriter()
-    assert isinstance(sink_for(writer, "none"), Direct)
-    compressing = sink_for(writer, "zstd")
-    assert isinstance(compressing, Compressing)
-    await compressing.finish()
+class GatedWriter(CollectingWriter):
+    """A writer that takes nothing until `open` is set: an upload waiting for a free slot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = asyncio.Event()
+
+    async def write(self, data: bytes) -> None:
+        await self.open.wait()
+        await super().write(data)
+
+
+async def test_the_reader_goes_on_while_the_writer_waits_until_the_queue_is_full() -> None:
+    writer = GatedWriter()
+    sink = Sink(writer)
+    written = 0
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(1):
+            while True:
+                written += CHUNK // 4  # counted first: the write that waits has taken its bytes
+                await sink.write(bytes(CHUNK // 4))
+    # The queue took QUEUED bytes (and the piece being gathered, and the one the writer
+    # holds) without the writer taking any, then made the reader wait.
+    assert QUEUED <= written <= QUEUED + 2 * CHUNK
+    writer.open.set()
+    await sink.finish()
+    assert len(writer.data) == written
 
 
 # --- object headers and part sizes ------------------------------------------------
@@ -144,3 +168,34 @@ def test_content_disposition_has_ascii_fallback_and_utf8_name(name: str, header:
 )
 def test_part_size_doubles_every_thousand_parts(part: int, multiple: int) -> None:
     assert part_size_for(part, 8 * 1024 * 1024) == multiple * 8 * 1024 * 1024
+
+
+# --- part bodies ------------------------------------------------------------------
+
+CHUNKS = [b"a" * 10, PAYLOAD[: PIECE + 7], b"", b"tail"]
+
+
+async def test_part_body_streams_its_chunks_as_views_no_longer_than_a_piece() -> None:
+    body = PartBody(CHUNKS)
+    views = [bytes(v) async for v in body]
+    assert b"".join(views) == b"".join(CHUNKS)
+    assert body.size == len(b"".join(CHUNKS))
+    assert max(len(v) for v in views) <= PIECE
+    assert body.tell() == body.size
+
+
+async def test_part_body_reads_and_seeks_like_a_file_for_a_retry() -> None:
+    body, whole = PartBody(CHUNKS), b"".join(CHUNKS)
+    assert body.read(5) + body.read(20) == whole[:25]
+    assert body.seek(-4, io.SEEK_END) == body.size - 4
+    assert body.read() == b"tail"
+    assert body.seek(0) == 0  # what botocore does before sending again
+    assert b"".join([bytes(v) async for v in body]) == whole
+
+
+def test_part_body_digest_feeds_the_hash_and_gives_botocores_crc32() -> None:
+    running = hashlib.sha256()
+    crc = PartBody(CHUNKS).digest(running.update)
+    whole = b"".join(CHUNKS)
+    assert running.hexdigest() == hashlib.sha256(whole).hexdigest()
+    assert crc == Crc32Checksum().handle(whole)
