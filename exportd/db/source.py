@@ -3,11 +3,13 @@ encoding needs (PostgreSQL does the encoding; these only rewrite the select list
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from exportd.db.pool import Executor
+from exportd.db.pool import Conn, Executor
 
 # The transaction's start: what the export's snapshot shows the data as of. In the same round
 # trip, plans in this transaction are made for the export's actual parameters: a connection's
@@ -20,6 +22,38 @@ SNAPSHOT_TIME: Final = "SELECT now(), set_config('plan_cache_mode', 'force_custo
 async def snapshot_time(conn: Executor) -> datetime:
     value: datetime = await conn.fetchval(SNAPSHOT_TIME)
     return value
+
+
+# asyncpg's timeout covers a COPY as a whole (the pool's 60 s command timeout would fail
+# every export whose COPY runs longer): a COPY gets a budget beyond any export instead, and
+# fails once no data has moved for COPY_STALL_S (the source hangs, or the upload has
+# stopped taking bytes).
+COPY_BUDGET_S: Final = 7 * 24 * 3600.0
+COPY_STALL_S: Final = 60.0
+
+
+async def copy_out(
+    conn: Conn,
+    sql: str,
+    args: Sequence[Any],
+    output: Callable[[bytes], Awaitable[None]],
+    *,
+    stall_s: float = COPY_STALL_S,
+    **options: Any,
+) -> str:
+    """COPY the query's rows to `output`, chunk by chunk; its status line."""
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(stall_s) as deadline:
+
+        async def moved(data: bytes) -> None:
+            deadline.reschedule(loop.time() + stall_s)
+            await output(data)
+            deadline.reschedule(loop.time() + stall_s)
+
+        status: str = await conn.copy_from_query(
+            sql, *args, output=moved, timeout=COPY_BUDGET_S, **options
+        )
+    return status
 
 
 # Timestamps with zone come out of COPY in the session's zone: make it UTC (this transaction).

@@ -56,10 +56,11 @@ async def _from_csv(
         await meter.add(data.count(b"\n"))
 
     try:
-        status = await conn.copy_from_query(
+        status = await source.copy_out(
+            conn,
             request.export_type.positional_sql,
-            *request.args(),
-            output=chunk,
+            request.args(),
+            chunk,
             format="csv",
             header=True,
         )

@@ -73,10 +73,11 @@ async def _copy(conn: Conn, request: Request, sink: Sink, meter: ProgressMeter) 
         uncounted -= skipped
         await meter.add(lines - skipped)
 
-    status = await conn.copy_from_query(
+    status = await source.copy_out(
+        conn,
         sql,
-        *request.args(),
-        output=chunk,
+        request.args(),
+        chunk,
         format="csv",
         header=header,
         delimiter=delimiter,
