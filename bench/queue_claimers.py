@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final
 
 import asyncpg
@@ -31,8 +31,8 @@ from exportd.db.completions import Completions
 from exportd.db.followups import Followups
 from exportd.db.jobs import claim_jobs
 from exportd.db.pool import Pool, create_pool
-from exportd.db.rows import BuildResult, JobRow
-from tests.support.database import SCHEMA
+from exportd.db.rows import JobRow
+from tests.support.database import SCHEMA, built_file
 
 BATCH: Final = 16
 LEASE: Final = timedelta(seconds=30)
@@ -93,21 +93,10 @@ async def seed(conn: asyncpg.Connection[asyncpg.Record], variant: str, jobs: int
 # --- the claimers (the child) ---------------------------------------------------------------
 
 
-def _result(job: JobRow) -> BuildResult:
-    return BuildResult(
-        object_key=f"queue-bench/{job.export_id}/x.csv",
-        size=42,
-        rows=1,
-        sha256="0" * 64,
-        content_type="text/csv",
-        as_of=datetime.now(UTC),
-    )
-
-
 async def _complete(completions: Completions, job: JobRow) -> bool:
     if job.kind == "notify":
         return await completions.mail_sent(job)
-    return await completions.build_done(job, _result(job))
+    return await completions.build_done(job, built_file(job))
 
 
 def kinds_of(variant: str) -> list[str]:

@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -47,9 +46,8 @@ from exportd.db.completions import Completions
 from exportd.db.exports import create_export
 from exportd.db.jobs import claim_jobs
 from exportd.db.pool import Pool
-from exportd.db.rows import BuildResult
 from exportd.dev.servers import free_port
-from tests.support.database import SCHEMA
+from tests.support.database import SCHEMA, built_file
 from tests.support.processes import ExportdProcess
 
 POLLER_PROCESSES: Final = 2
@@ -218,14 +216,7 @@ async def one_export(p: Polling, waiters: int) -> Metrics:
     [export_id] = await create_exports(p, 1)
     [job] = await claim_jobs(p.pool, "queue-bench", 1, LEASE, tenant_cap=NO_CAP, kinds=["build"])
     [tag] = await etags(p, [export_id])
-    result = BuildResult(
-        object_key="queue-bench/one/x.csv",
-        size=42,
-        rows=1,
-        sha256="0" * 64,
-        content_type="text/csv",
-        as_of=datetime.now(UTC),
-    )
+    result = built_file(job)
 
     completions = Completions(p.pool, retention=RETENTION, followups=FOLLOWUPS)
 

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import asyncpg
 import pytest
 
-from exportd.db import exports, jobs
+from exportd.db import jobs
 from exportd.db.completions import Completions
 from exportd.db.followups import Followups
 from exportd.db.pool import Pool, create_pool
-from exportd.db.rows import BuildResult, JobRow, NewExport
-from tests.support.database import SCHEMA
+from exportd.db.rows import JobRow
+from tests.support.database import SCHEMA, built_file, queue_orders
 
 LEASE = timedelta(seconds=30)
 FOLLOWUPS = Followups(attempts=3, webhook_attempts=3, cleanup_after=2 * LEASE)
@@ -40,39 +39,31 @@ async def steal(conn: asyncpg.Connection[asyncpg.Record], job: JobRow) -> None:
     await conn.execute("UPDATE jobs SET lease_token = gen_random_uuid() WHERE id = $1", job.id)
 
 
-def result_of(job: JobRow) -> BuildResult:
-    return BuildResult(
-        object_key=f"t/{job.export_id}/x.csv",
-        size=42,
-        rows=7,
-        sha256="ab" * 32,
-        content_type="text/csv",
-        as_of=datetime.now(UTC),
+async def seed_mails(conn: asyncpg.Connection[asyncpg.Record], count: int) -> None:
+    """`count` succeeded exports, each with its mail job queued."""
+    await conn.execute(
+        """
+        WITH e AS (
+            INSERT INTO exports (id, tenant, owner_sub, export_name, format, file_name, status)
+            SELECT gen_random_uuid(), 'acme', 'u', 'orders', 'csv', 'x.csv', 'succeeded'
+            FROM generate_series(1, $1::int) RETURNING id, tenant
+        )
+        INSERT INTO jobs (kind, export_id, tenant, max_attempts) SELECT 'notify', id, tenant, 3
+        FROM e""",
+        count,
     )
 
 
 async def test_builds_that_end_together_commit_together_and_only_held_leases_finish(
     pool: Pool, conn: asyncpg.Connection[asyncpg.Record]
 ) -> None:
-    for _ in range(BATCH):
-        new = NewExport(
-            id=uuid.uuid4(),
-            tenant="acme",
-            owner_sub="u",
-            recipient="u@example.com",
-            export_name="orders",
-            params={},
-            format="csv",
-            compression="none",
-            file_name="x.csv",
-        )
-        await exports.create_export(pool, new, max_attempts=3, queued_cap=100)
+    await queue_orders(pool, ["acme"] * BATCH)
     builds = await claim(pool, "build", BATCH)
     lost = builds[3]
     await steal(conn, lost)
     completions = Completions(pool, retention=timedelta(days=1), followups=FOLLOWUPS)
 
-    done = await asyncio.gather(*(completions.build_done(b, result_of(b)) for b in builds))
+    done = await asyncio.gather(*(completions.build_done(b, built_file(b)) for b in builds))
 
     assert done == [b is not lost for b in builds]
     rows = {
@@ -81,7 +72,7 @@ async def test_builds_that_end_together_commit_together_and_only_held_leases_fin
     }
     held = [b for b in builds if b is not lost]
     assert all(rows[b.export_id]["status"] == "succeeded" for b in held)
-    assert all(rows[b.export_id]["result_rows"] == 7 for b in held)
+    assert all(rows[b.export_id]["result_rows"] == 1 for b in held)
     assert rows[lost.export_id]["status"] == "running"
     # One transaction: every completion carries its one timestamp.
     assert len({rows[b.export_id]["finished_at"] for b in held}) == 1
@@ -95,17 +86,7 @@ async def test_builds_that_end_together_commit_together_and_only_held_leases_fin
 async def test_mails_that_end_together_are_recorded_together_and_fenced(
     pool: Pool, conn: asyncpg.Connection[asyncpg.Record]
 ) -> None:
-    await conn.execute(
-        """
-        WITH e AS (
-            INSERT INTO exports (id, tenant, owner_sub, export_name, format, file_name, status)
-            SELECT gen_random_uuid(), 'acme', 'u', 'orders', 'csv', 'x.csv', 'succeeded'
-            FROM generate_series(1, $1::int) RETURNING id, tenant
-        )
-        INSERT INTO jobs (kind, export_id, tenant, max_attempts) SELECT 'notify', id, tenant, 3
-        FROM e""",
-        BATCH,
-    )
+    await seed_mails(conn, BATCH)
     mails = await claim(pool, "notify", BATCH)
     lost = mails[0]
     await steal(conn, lost)
@@ -123,16 +104,7 @@ async def test_mails_that_end_together_are_recorded_together_and_fenced(
 async def test_a_failed_write_fails_every_completion_in_it(
     pool: Pool, conn: asyncpg.Connection[asyncpg.Record]
 ) -> None:
-    await conn.execute(
-        """
-        WITH e AS (
-            INSERT INTO exports (id, tenant, owner_sub, export_name, format, file_name, status)
-            SELECT gen_random_uuid(), 'acme', 'u', 'orders', 'csv', 'x.csv', 'succeeded'
-            FROM generate_series(1, 3) RETURNING id, tenant
-        )
-        INSERT INTO jobs (kind, export_id, tenant, max_attempts) SELECT 'notify', id, tenant, 3
-        FROM e"""
-    )
+    await seed_mails(conn, 3)
     mails = await claim(pool, "notify", 3)
     completions = Completions(pool, retention=timedelta(days=1), followups=FOLLOWUPS)
     await pool.close()  # the database is out of reach for this replica

@@ -14,13 +14,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from exportd.config import Settings
-from exportd.db import exports, jobs
+from exportd.db import jobs
 from exportd.db.pool import create_pool
-from exportd.db.rows import NewExport
 from exportd.dev.servers import EmbeddedS3, free_port
 from exportd.model import JobKind
 from tests.support.client import create, eventually, wait_for, wait_until
-from tests.support.database import SCHEMA, work_left
+from tests.support.database import SCHEMA, queue_orders, work_left
 from tests.support.mail import Mailbox
 from tests.support.s3 import nothing_under, objects_under
 from tests.support.tokens import auth
@@ -244,19 +243,7 @@ async def test_tenant_cap_bounds_running_builds_in_one_claim(
 ) -> None:
     pool = await create_pool(dsn, schema=SCHEMA, min_size=1, max_size=2)
     try:
-        for tenant in ("acme", "acme", "acme", "globex"):
-            new = NewExport(
-                id=uuid.uuid4(),
-                tenant=tenant,
-                owner_sub="u",
-                recipient=None,
-                export_name="orders",
-                params={},
-                format="csv",
-                compression="none",
-                file_name="x.csv",
-            )
-            await exports.create_export(pool, new, max_attempts=3, queued_cap=100)
+        await queue_orders(pool, ["acme", "acme", "acme", "globex"])
 
         claimed = await jobs.claim_jobs(
             pool, "me", 10, timedelta(seconds=30), tenant_cap=2, kinds=KINDS

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Sequence
 from dataclasses import fields
+from datetime import UTC, datetime
 from typing import Final
 
 import asyncpg
 
 from exportd.config import Settings
-from exportd.db.pool import in_schema
+from exportd.db.exports import create_export
+from exportd.db.pool import Pool, in_schema
+from exportd.db.rows import BuildResult, JobRow, NewExport
 
 
 def _default_schema() -> str:
@@ -47,3 +52,32 @@ async def queue_drained(conn: asyncpg.Connection[asyncpg.Record], within: float 
     while (left := await work_left(conn)) != 0:
         assert asyncio.get_running_loop().time() < deadline, f"{left} jobs left"
         await asyncio.sleep(0.1)
+
+
+async def queue_orders(pool: Pool, tenants: Sequence[str]) -> None:
+    """A queued `orders` CSV export (and its build job) for each tenant named, in order."""
+    for tenant in tenants:
+        new = NewExport(
+            id=uuid.uuid4(),
+            tenant=tenant,
+            owner_sub="u",
+            recipient=None,
+            export_name="orders",
+            params={},
+            format="csv",
+            compression="none",
+            file_name="x.csv",
+        )
+        await create_export(pool, new, max_attempts=3, queued_cap=100)
+
+
+def built_file(job: JobRow) -> BuildResult:
+    """What a build of a one-row CSV records: for completing builds without running one."""
+    return BuildResult(
+        object_key=f"t/{job.tenant}/{job.export_id}/x.csv",
+        size=42,
+        rows=1,
+        sha256="0" * 64,
+        content_type="text/csv",
+        as_of=datetime.now(UTC),
+    )
