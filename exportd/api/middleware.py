@@ -48,9 +48,7 @@ async def log_context_middleware(request: web.Request, handler: Handler) -> web.
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
     seconds = time.monotonic() - started
-    metrics = request.app[METRICS]
-    metrics.http_requests.labels(request.method, route, str(response.status)).inc()
-    metrics.http_seconds.labels(request.method, route).observe(seconds)
+    request.app[METRICS].observe_request(request.method, route, response.status, seconds)
     access = log.debug if route in _QUIET_ROUTES else log.info
     access(
         "http.request",

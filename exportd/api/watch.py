@@ -50,7 +50,7 @@ class Seen:
     standing: Standing | None
     render: Render = field(repr=False)
 
-    @property
+    @cached_property
     def etag(self) -> str:
         return etag(self.export, self.standing)
 

@@ -192,3 +192,24 @@ async def test_a_wait_preference_that_is_not_a_number_is_ignored(
 
     assert response.status == 200
     assert "Preference-Applied" not in response.headers
+
+
+async def test_made_up_methods_share_one_metrics_series(served: tuple[str, int]) -> None:
+    # HTTP parsers know dozens of methods (WebDAV's among them); each label value would be a
+    # series kept for good.
+    for method in (b"PROPFIND", b"PURGE", b"MKCOL"):
+        status, _, _ = problem_of(
+            await exchange(
+                served, method + b" /v1/exports HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+        )
+        assert status == 405
+
+    async with (
+        aiohttp.ClientSession(f"http://{served[0]}:{served[1]}") as http,
+        http.get("/metrics") as response,
+    ):
+        metrics = await response.text()
+    other = 'exportd_http_requests_total{method="other",route="unmatched",status="405"} 3.0'
+    assert other in metrics
+    assert "PROPFIND" not in metrics
