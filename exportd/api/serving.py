@@ -80,7 +80,7 @@ def listen(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(128)
+        sock.listen(1024)  # as nginx: a burst of clients connecting at once is not refused
     except OSError:
         sock.close()
         raise

@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 from exportd.export.request import Column
 
 # Arrow's default allocator (mimalloc) keeps what a long export frees for reuse, and RSS
-# climbs with it; jemalloc told to return memory at once keeps it flat.
+# climbs with it; jemalloc told to return memory at once keeps it flat. This reaches
+# pyarrow's calls; the C++ side's default is set where the package loads (__init__.py).
 with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemalloc
     pa.set_memory_pool(pa.jemalloc_memory_pool())
     pa.jemalloc_set_decay_ms(0)

@@ -4,6 +4,9 @@ ChunkPipe read in a worker thread."""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -168,3 +171,21 @@ def test_encode_csv_fails_with_the_error_put_into_the_pipe() -> None:
         pipe.put(ConnectionAbortedError("export stopped"))
         with pytest.raises(ConnectionAbortedError, match="export stopped"):
             done.result()
+
+
+def test_parquet_writing_allocates_from_jemalloc_alone() -> None:
+    # In a fresh interpreter: Arrow's C++ default allocator is fixed when pyarrow loads, and
+    # this suite has loaded it already. mimalloc keeps what it frees: RSS would climb.
+    script = (
+        "import exportd.export.arrow as arrow, pyarrow as pa\n"
+        "from exportd.export.request import Column\n"
+        "stream = arrow.ParquetStream([Column('id', 'int8', False, None)])\n"
+        "assert stream.add([(i,) for i in range(10_000)]) + stream.finish()\n"
+        "print(pa.mimalloc_memory_pool().max_memory(), pa.jemalloc_memory_pool().max_memory())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    mimalloc, jemalloc = (int(n) for n in out.split())
+    assert (mimalloc, jemalloc > 0) == (0, True)
