@@ -49,9 +49,10 @@ class Mailer:
     """Sends through the relay, reusing a few idle sessions: a new SMTP connection (TCP,
     EHLO, STARTTLS, AUTH) per mail was a sixth of exportd's time for small exports."""
 
-    def __init__(self, settings: Settings, *, keep: int = 4) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._keep = keep
+        # A worker sends one mail at a time: never more sessions than workers are needed.
+        self._keep = settings.workers
         self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
 
     @property

@@ -31,7 +31,8 @@ PARTS_PER_SIZE_STEP: Final = 1_000
 # A part goes out in views of at most this many bytes: the socket takes each as it comes, so
 # no copy of the whole part is ever queued in the transport.
 PIECE: Final = 256 * 1024
-# A body this small is hashed on the event loop: a worker thread's hop costs more than that.
+# A body this small is hashed on the event loop (a worker thread's hop costs more than that)
+# and sent as one buffer.
 INLINE_DIGEST: Final = 64 * 1024
 
 
@@ -172,7 +173,9 @@ class ObjectWriter:
                 await self._client.put_object(
                     Bucket=self._bucket,
                     Key=self.key,
-                    Body=as_file(body),
+                    # A small file as bytes: aiohttp writes them with the headers, one send;
+                    # an iterable is a send per piece after the headers'.
+                    Body=body.read() if body.size <= INLINE_DIGEST else as_file(body),
                     ContentLength=body.size,
                     ChecksumCRC32=crc,
                     ContentType=self._content_type,
