@@ -49,7 +49,7 @@ class Verifier:
     audience: str
     issuer: str | None
     # token -> (identity, exp); only tokens that verified in full, oldest dropped first.
-    _verified: dict[str, tuple[Identity, float]] = field(
+    _verified: dict[str, tuple[Identity, int]] = field(
         default_factory=dict, compare=False, repr=False
     )
 
@@ -83,7 +83,7 @@ class Verifier:
         self._verified[token] = (identity, exp)
         return identity
 
-    def _decode(self, token: str) -> tuple[Identity, float]:
+    def _decode(self, token: str) -> tuple[Identity, int]:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -109,7 +109,7 @@ class Verifier:
             email=email if isinstance(email, str) else None,
             scopes=_scopes(claims),
         )
-        return identity, float(claims["exp"])
+        return identity, int(claims["exp"])
 
 
 def issue_token(

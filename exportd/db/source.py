@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from typing import Any, Final
+
+import asyncpg
 
 from exportd.db.pool import Conn, Executor
 
@@ -17,6 +20,22 @@ from exportd.db.pool import Conn, Executor
 # nothing of the values (generate_series(1, $1) is "1000 rows" to it) and estimates and
 # plans worse for it.
 SNAPSHOT_TIME: Final = "SELECT now(), set_config('plan_cache_mode', 'force_custom_plan', true)"
+
+
+@asynccontextmanager
+async def snapshot(conn: Conn) -> AsyncIterator[None]:
+    """The export's transaction: REPEATABLE READ, READ ONLY; committed when the block ends,
+    rolled back on an error (by the server, when `copy_out` dropped the connection)."""
+    transaction = conn.transaction(isolation="repeatable_read", readonly=True)
+    await transaction.start()
+    try:
+        yield
+    except BaseException:
+        # A connection `copy_out` dropped is closed and back in the pool: nothing to roll back.
+        with suppress(asyncpg.InterfaceError):
+            await transaction.rollback()
+        raise
+    await transaction.commit()
 
 
 async def snapshot_time(conn: Executor) -> datetime:
@@ -35,9 +54,10 @@ COPY_STALL_S: Final = 60.0
 # When PostgreSQL writes slower than exportd reads (JSON Lines, a busy source), that is
 # ~10 KiB at a time, and the work per chunk (stop and resume reading, a wake-up, the sink's
 # call) was half of exportd's CPU and slowed PostgreSQL's own sends. After a small chunk, a
-# millisecond's pause lets the kernel's buffer fill: chunks of ~70 KiB, half the CPU on
-# both sides (bench/export_bench.py: JSON Lines 0.90x -> 1.18x the script, CSV 1.07x ->
-# 1.2x). Not longer: the buffer holds about 2 ms of a fast COPY, after which it stalls.
+# millisecond's pause lets the kernel's buffer fill: chunks of ~70 KiB, and exportd's CPU
+# per GB of CSV went from 7.4 to 3.1 s; JSON Lines from 0.84x to 1.07x the `COPY | upload`
+# script (bench/results/export_bench-10000000-20261206T150725Z). Not longer: the buffer
+# holds about 2 ms of a fast COPY, and a 3 ms pause stalled it.
 COALESCE_BELOW: Final = 64 * 1024
 COALESCE_S: Final = 0.001
 
@@ -51,20 +71,30 @@ async def copy_out(
     stall_s: float = COPY_STALL_S,
     **options: Any,
 ) -> str:
-    """COPY the query's rows to `output`, chunk by chunk; its status line."""
+    """COPY the query's rows to `output`, chunk by chunk; its status line. A COPY that stops
+    part-way (the output's error, a cancel, the stall) drops its connection: asyncpg 0.32
+    takes the next batch of rows still in flight for the answer to its cancel of the COPY,
+    and the ROLLBACK after it failed with InternalClientError in place of the real error (a
+    canceled build was logged as an internal failure). The server rolls back on its own."""
     loop = asyncio.get_running_loop()
-    async with asyncio.timeout(stall_s) as deadline:
+    try:
+        async with asyncio.timeout(stall_s) as deadline:
 
-        async def moved(data: bytes) -> None:
-            deadline.reschedule(loop.time() + stall_s)
-            await output(data)
-            if len(data) < COALESCE_BELOW:
-                await asyncio.sleep(COALESCE_S)
-            deadline.reschedule(loop.time() + stall_s)
+            async def moved(data: bytes) -> None:
+                deadline.reschedule(loop.time() + stall_s)
+                await output(data)
+                if len(data) < COALESCE_BELOW:
+                    await asyncio.sleep(COALESCE_S)
+                deadline.reschedule(loop.time() + stall_s)
 
-        status: str = await conn.copy_from_query(
-            sql, *args, output=moved, timeout=COPY_BUDGET_S, **options
-        )
+            status: str = await conn.copy_from_query(
+                sql, *args, output=moved, timeout=COPY_BUDGET_S, **options
+            )
+    except asyncpg.PostgresError:
+        raise  # the server ended the COPY itself: the protocol is where it should be
+    except BaseException:
+        conn.terminate()
+        raise
     return status
 
 

@@ -20,10 +20,7 @@ async def export_rows(
     """Stream the query's rows into `writer` in the requested encoding; one READ ONLY snapshot."""
     sink = sink_for(writer, request.compression)
     try:
-        async with (
-            pool.acquire() as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
+        async with pool.acquire() as conn, source.snapshot(conn):
             as_of = await source.snapshot_time(conn)
             if request.export_type.rows is not None:  # a hook export: no query to plan
                 rows = await write_hook_rows(conn, request, sink, meter)

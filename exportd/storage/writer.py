@@ -173,8 +173,9 @@ class ObjectWriter:
                 await self._client.put_object(
                     Bucket=self._bucket,
                     Key=self.key,
-                    # A small file as bytes: aiohttp writes them with the headers, one send;
-                    # an iterable is a send per piece after the headers'.
+                    # A small file as bytes: botocore adds `Expect: 100-continue` to a
+                    # file-like body, and aiohttp then waits a round trip for the server's
+                    # 100 before sending it; bytes go at once, with the headers, in one send.
                     Body=body.read() if body.size <= INLINE_DIGEST else as_file(body),
                     ContentLength=body.size,
                     ChecksumCRC32=crc,

@@ -1,6 +1,9 @@
-"""A COPY may outlast the connection's command timeout; it fails only when it stops moving."""
+"""A COPY may outlast the connection's command timeout; it fails only when it stops moving; one
+stopped mid-stream ends with its own error, and its connection is not reused."""
 
 from __future__ import annotations
+
+import asyncio
 
 import asyncpg
 import pytest
@@ -44,3 +47,35 @@ async def test_a_copy_that_stops_moving_fails(dsn: str) -> None:
             )
     finally:
         conn.terminate()
+
+
+class SinkFailed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("stop", [SinkFailed, asyncio.CancelledError], ids=["error", "cancel"])
+async def test_a_copy_stopped_mid_stream_ends_with_its_own_error(
+    dsn: str, stop: type[BaseException]
+) -> None:
+    # With rows still in flight (the pause lets them fill the socket buffers), asyncpg 0.32
+    # takes the next batch of data for the answer to its cancel of the COPY, and a ROLLBACK
+    # on that connection failed with InternalClientError instead of this error.
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+    sql = "SELECT g, repeat('x', 1000) FROM generate_series(1, 200000) AS g"
+    chunks = 0
+
+    async def output(data: bytes) -> None:
+        nonlocal chunks
+        chunks += 1
+        if chunks == 3:
+            await asyncio.sleep(0.2)
+            raise stop
+
+    try:
+        with pytest.raises(stop):
+            async with pool.acquire() as conn, source.snapshot(conn):
+                await source.copy_out(conn, sql, [], output, format="csv")
+        async with pool.acquire() as conn:  # the pool goes on with a sound connection
+            assert await conn.fetchval("SELECT 1") == 1
+    finally:
+        await pool.close()

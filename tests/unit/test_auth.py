@@ -30,6 +30,7 @@ def test_a_remembered_token_gives_the_same_identity(verifier: Verifier) -> None:
 
     assert first == again == Identity("u-1", "acme", "user-1@acme.example", first.scopes)
     assert first.scopes == frozenset({"exportd:webhooks"})
+    assert list(verifier._verified) == [token]  # the second answer came from memory
 
 
 def test_a_remembered_token_is_refused_once_it_expires(
@@ -72,3 +73,4 @@ def test_the_memory_is_bounded_and_drops_the_oldest(verifier: Verifier) -> None:
     assert len(remembered) == CACHED_TOKENS
     assert tokens[0] not in remembered and tokens[-1] in remembered
     assert verifier.verify(bearer(tokens[0])).sub == "u-0"  # verified again, from scratch
+    assert tokens[0] in remembered and tokens[5] not in remembered

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import pytest
 import structlog
@@ -46,3 +47,30 @@ def test_a_logged_traceback_holds_no_local_variable(
     if fmt == "json":
         lines = [json.loads(line) for line in err.splitlines() if line.strip()]
         assert [line["event"] for line in lines] == ["ours.failed", "theirs failed"]
+
+
+def test_a_json_line_survives_what_the_fast_encoder_refuses(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("json", "info")
+    structlog.get_logger("t").info("odd.text", name="caf\u00e9 \udc80")
+
+    (line,) = capsys.readouterr().err.splitlines()
+    assert json.loads(line)["name"] == "caf\u00e9 \udc80"  # a lone surrogate, escaped
+
+
+@dataclass
+class Credentials:
+    user: str
+    password: str = field(repr=False)
+
+
+def test_an_object_is_logged_as_its_repr_never_field_by_field(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("json", "info")
+    structlog.get_logger("t").info("with.object", who=Credentials("app", SECRET))
+
+    err = capsys.readouterr().err
+    assert json.loads(err)["who"] == "Credentials(user='app')"
+    assert SECRET not in err
