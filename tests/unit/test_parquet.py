@@ -16,7 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from exportd.export.arrow import ROW_GROUP_ROWS, ParquetStream, UnsupportedValue
+from exportd.export.arrow import (
+    DICTIONARY_BYTES,
+    ROW_GROUP_ROWS,
+    ParquetStream,
+    UnsupportedValue,
+)
 from exportd.export.parquet_csv import ChunkPipe, csv_types, encode_csv
 from exportd.export.request import Column
 
@@ -106,6 +111,24 @@ CSV = (
     b'2,"quote "" comma ,\nnewline",-0.01,f,,\n'
     b'3,"",,,,\n'  # PostgreSQL: "" is empty text, an unquoted empty field is NULL
 )
+
+
+def test_a_column_of_many_values_stops_its_dictionary_at_the_limit() -> None:
+    stream = ParquetStream(
+        [Column("id", "int8", False, None), Column("state", "text", False, None)]
+    )
+    rows = [(i, ("queued", "running", "done")[i % 3]) for i in range(100_000)]
+
+    data = stream.add(rows) + stream.finish()
+
+    group = pq.ParquetFile(pa.BufferReader(data)).metadata.row_group(0)
+    ids, states = group.column(0), group.column(1)
+    # 100,000 distinct ids are 800 KB of dictionary: under Arrow's default limit (1 MiB) all
+    # of it would be written; here it stops at 64 KiB and the rest of the column goes plain.
+    assert ids.dictionary_page_offset is not None
+    assert ids.data_page_offset - ids.dictionary_page_offset <= DICTIONARY_BYTES
+    assert states.has_dictionary_page and "RLE_DICTIONARY" in states.encodings
+    assert read_parquet(data).to_pylist()[-1] == {"id": 99_999, "state": "queued"}
 
 
 def test_csv_types_for_scalar_columns() -> None:
