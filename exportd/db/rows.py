@@ -120,20 +120,25 @@ class JobRow:
     delivery_id: uuid.UUID | None
     # The owner of the lease this claim took over (it expired: a replica died or stalled).
     previous_owner: str | None
+    # The job's export as the claim read it (a build's still shows it queued).
+    export: ExportRow = field(repr=False)
 
     @classmethod
     def from_record(cls, r: asyncpg.Record) -> Self:
+        """A claimed job: its columns prefixed `job_`, then its export's."""
+        export = ExportRow.from_record(r)
         return cls(
-            id=r["id"],
-            kind=r["kind"],
-            export_id=r["export_id"],
-            tenant=r["tenant"],
-            attempts=r["attempts"],
-            max_attempts=r["max_attempts"],
-            lease_token=r["lease_token"],
-            created_at=r["created_at"],
-            delivery_id=r["delivery_id"],
-            previous_owner=r["previous_owner"],
+            id=r["job_id"],
+            kind=r["job_kind"],
+            export_id=export.id,
+            tenant=export.tenant,
+            attempts=r["job_attempts"],
+            max_attempts=r["job_max_attempts"],
+            lease_token=r["job_lease_token"],
+            created_at=r["job_created_at"],
+            delivery_id=r["job_delivery_id"],
+            previous_owner=r["job_previous_owner"],
+            export=export,
         )
 
 

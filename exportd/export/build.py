@@ -12,7 +12,7 @@ from typing import Final
 
 import asyncpg
 
-from exportd.db import exports, jobs
+from exportd.db import jobs
 from exportd.db.completions import Completions
 from exportd.db.pool import Pool, is_unavailable
 from exportd.db.rows import BuildResult, ExportRow, JobRow, Reading
@@ -80,8 +80,8 @@ class BuildJob:
 
     async def __call__(self, job: JobRow, log: Log) -> None:
         started = time.monotonic()
-        export = await exports.get_export_by_id(self.pool, job.export_id)
-        if export is None or export.terminal:
+        export = job.export
+        if export.terminal:
             # Nothing left to build (the export ended some other way): drop the job, fenced.
             if not await jobs.finish_job(self.pool, job):
                 raise LeaseLost

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exportd.db import exports, jobs, retention
+from exportd.db import retention
 from exportd.db.followups import Followups
 from exportd.db.pool import Pool
 from exportd.db.rows import JobRow
@@ -28,11 +28,7 @@ class ExpireJob:
     metrics: Metrics
 
     async def __call__(self, job: JobRow, log: Log) -> None:
-        export = await exports.get_export_by_id(self.pool, job.export_id)
-        if export is None:
-            if not await jobs.finish_job(self.pool, job):
-                raise LeaseLost
-            return
+        export = job.export
         # Downloads stopped at expires_at already (both routes check it): only the bytes go.
         removed = await self.storage.delete_under(
             export_prefix(self.s3_prefix, export.tenant, export.id)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from exportd.db import exports, jobs, mail
+from exportd.db import jobs, mail
 from exportd.db.completions import Completions
 from exportd.db.downloads import new_link_token
 from exportd.db.pool import Pool
@@ -44,11 +44,11 @@ class NotifyJob:
     metrics: Metrics
 
     async def __call__(self, job: JobRow, log: Log) -> None:
-        export = await exports.get_export_by_id(self.pool, job.export_id)
-        if export is not None and export.object_key is not None and export.attempts > 1:
+        export = job.export
+        if export.object_key is not None and export.attempts > 1:
             await self._remove_leftovers(export, export.object_key, log)
         reason = _nothing_to_send(export)
-        if reason is not None or export is None:
+        if reason is not None:
             log.info("notify.skipped", reason=reason)
             if not await jobs.finish_job(self.pool, job):
                 raise LeaseLost
@@ -123,10 +123,8 @@ class NotifyJob:
                 log.info("notify.cleaned_up", removed=len(removed))
 
 
-def _nothing_to_send(export: ExportRow | None) -> str | None:
+def _nothing_to_send(export: ExportRow) -> str | None:
     """Why no mail goes out for this export (None: one does)."""
-    if export is None:
-        return "export_gone"
     if export.notified_at is not None:
         return "already_sent"
     if not export.recipient:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from exportd.db import exports, jobs, webhooks
+from exportd.db import jobs, webhooks
 from exportd.db.pool import Pool
 from exportd.db.rows import ExportRow, JobRow
 from exportd.db.webhooks import Pending
@@ -46,8 +46,8 @@ class WebhookJob:
     async def __call__(self, job: JobRow, log: Log) -> None:
         assert job.delivery_id is not None  # a CHECK constraint: webhook jobs name one
         pending = await webhooks.get_pending(self.pool, job.delivery_id)
-        export = await exports.get_export_by_id(self.pool, job.export_id)
-        if pending is None or export is None:  # deleted meanwhile: nobody to tell
+        export = job.export
+        if pending is None:  # deleted meanwhile: nobody to tell
             if not await jobs.finish_job(self.pool, job):
                 raise LeaseLost
             return

@@ -258,6 +258,31 @@ async def test_tenant_cap_bounds_running_builds_in_one_claim(
     assert again == []
 
 
+async def test_a_claimed_job_carries_its_export_and_its_own_columns(
+    dsn: str, conn: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    # The job's and the export's columns share names (id, tenant, attempts, created_at): each
+    # side must read its own.
+    pool = await create_pool(dsn, schema=SCHEMA, min_size=1, max_size=2)
+    try:
+        await queue_orders(pool, ["acme", "globex"])
+        await conn.execute("UPDATE exports SET attempts = 7, params = '{\"k\": [1]}'")
+        claimed = await jobs.claim_jobs(pool, "me", 10, LEASE, tenant_cap=10, kinds=KINDS)
+    finally:
+        await pool.close()
+
+    rows = {r["id"]: r for r in await conn.fetch("SELECT * FROM jobs")}
+    assert len(claimed) == 2
+    for job in claimed:
+        row = rows[job.id]
+        assert (job.kind, job.attempts, job.lease_token) == ("build", 1, row["lease_token"])
+        assert job.created_at == row["created_at"]
+        assert (job.export.id, job.export.tenant) == (job.export_id, job.tenant)
+        assert row["export_id"] == job.export_id
+        assert (job.export.attempts, job.export.params) == (7, {"k": [1]})
+        assert job.export.export_name == "orders"
+
+
 async def test_transient_failures_retry_then_fail_after_max_attempts(make_client: Any) -> None:
     # Each attempt's source connection is cut under it, as in an outage that never ends.
     app = await make_client(max_attempts=3, retry_base=timedelta(milliseconds=50))
