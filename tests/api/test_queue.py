@@ -19,7 +19,7 @@ from exportd.db.pool import create_pool
 from exportd.dev.servers import EmbeddedS3, free_port
 from exportd.model import JobKind
 from tests.support.client import create, eventually, wait_for, wait_until
-from tests.support.database import SCHEMA, queue_orders, work_left
+from tests.support.database import SCHEMA, connect, queue_orders, work_left
 from tests.support.mail import Mailbox
 from tests.support.s3 import nothing_under, objects_under
 from tests.support.tokens import auth
@@ -372,8 +372,14 @@ async def test_claim_query_uses_its_index_under_a_large_ineligible_backlog(
         """
     )
 
+    # The plan a connection keeps for the statement: PostgreSQL's generic one.
+    await conn.execute(
+        f"PREPARE claim (text, interval, integer, text[]) AS {jobs.claim_statement(4)};"
+        "SET plan_cache_mode = force_generic_plan"
+    )
+    kinds = "{" + ",".join(KINDS) + "}"
     plan = await conn.fetchval(
-        "EXPLAIN (FORMAT JSON) " + jobs.CLAIM_JOBS, "owner", 4, timedelta(seconds=30), 2, KINDS
+        f"EXPLAIN (FORMAT JSON) EXECUTE claim ('owner', '30 seconds', 2, '{kinds}')"
     )
 
     nodes = list(plan_nodes(json.loads(plan)[0]["Plan"]))
@@ -381,6 +387,36 @@ async def test_claim_query_uses_its_index_under_a_large_ineligible_backlog(
     assert jobs_scans, "the plan reads jobs"
     assert all(n["Node Type"] != "Seq Scan" for n in jobs_scans), jobs_scans
     assert any(n.get("Index Name") == "jobs_claim_idx" for n in jobs_scans)
+
+
+async def test_a_connection_keeps_one_plan_for_the_claim(
+    dsn: str, conn: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    # Planning the claim cost PostgreSQL as much as running it, every time, while its LIMIT
+    # was a parameter: over a ready backlog the generic plan was a scan, so each claim got
+    # a custom one (custom_plans 10, generic_plans 0 here).
+    await conn.execute(SEED_EXPORTS, 20_000)
+    await conn.execute(
+        """
+        INSERT INTO jobs (kind, export_id, tenant, max_attempts)
+        SELECT 'build', id, tenant, 5 FROM exports;
+        ANALYZE jobs;
+        """
+    )
+    claimer = await connect(dsn)
+    try:
+        for _ in range(10):
+            claimed = await jobs.claim_jobs(claimer, "me", 4, LEASE, tenant_cap=100, kinds=KINDS)
+            assert len(claimed) == 4
+        plans = await claimer.fetchrow(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+            jobs.claim_statement(4),
+        )
+    finally:
+        await claimer.close()
+
+    assert plans is not None
+    assert plans["generic_plans"] >= 5, dict(plans)
 
 
 async def test_claim_does_not_walk_the_expiries_waiting_out_their_retention(
@@ -404,9 +440,8 @@ async def test_claim_does_not_walk_the_expiries_waiting_out_their_retention(
     )
 
     plan = await conn.fetchval(
-        "EXPLAIN (ANALYZE, FORMAT JSON) " + jobs.CLAIM_JOBS,
+        "EXPLAIN (ANALYZE, FORMAT JSON) " + jobs.claim_statement(16),
         "owner",
-        16,
         timedelta(seconds=30),
         2,
         KINDS,
