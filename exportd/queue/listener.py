@@ -40,7 +40,8 @@ class Listener:
         self._probe_interval = probe_interval.total_seconds()
         self._on_jobs: list[Callable[[], None]] = []
         self._on_connect: list[Callable[[], None]] = []
-        self._watchers: defaultdict[uuid.UUID, set[asyncio.Event]] = defaultdict(set)
+        # Per export: each watch's event, and the version up to which it knows the changes.
+        self._watchers: defaultdict[uuid.UUID, dict[asyncio.Event, int]] = defaultdict(dict)
         self._on_export: list[Callable[[uuid.UUID, int | None], None]] = []
         self._on_queue: list[Callable[[], None]] = []
         self.connected = asyncio.Event()
@@ -54,15 +55,16 @@ class Listener:
         self._on_connect.append(callback)
 
     @contextmanager
-    def watch(self, export_id: uuid.UUID) -> Iterator[asyncio.Event]:
-        """An event set whenever the export changes, for as long as the block runs."""
+    def watch(self, export_id: uuid.UUID, *, known: int = 0) -> Iterator[asyncio.Event]:
+        """An event set whenever the export changes past version `known` (or the listener
+        reconnects), for as long as the block runs."""
         event = asyncio.Event()
-        self._watchers[export_id].add(event)
+        self._watchers[export_id][event] = known
         try:
             yield event
         finally:
             watchers = self._watchers[export_id]
-            watchers.discard(event)
+            del watchers[event]
             if not watchers:
                 del self._watchers[export_id]
 
@@ -96,8 +98,9 @@ class Listener:
             version = int(version_text) if version_text else None
         except ValueError:
             return
-        for event in self._watchers.get(export_id, ()):
-            event.set()
+        for event, known in self._watchers.get(export_id, {}).items():
+            if version is None or version > known:
+                event.set()
         for export_callback in self._on_export:
             export_callback(export_id, version)
 

@@ -192,14 +192,15 @@ class WorkerPool:
 
         For a build, a change to the export wakes it early through NOTIFY to see whether the
         export was canceled, so a canceled build stops in moments rather than at the next
-        beat. (Not a lease check: the worker's own completion also changes the export.) Other
-        kinds run on finished exports, which cancel does not touch.
+        beat. (Not a lease check: the worker's own completion also changes the export.) The
+        claim's own change is known and wakes nothing. Other kinds run on finished exports,
+        which cancel does not touch.
         """
         interval = self._lease.total_seconds() / 3
         last_ok = time.monotonic()
         next_beat = last_ok + interval
         builds = job.kind == JobKind.BUILD
-        with self._listener.watch(job.export_id) as changed:
+        with self._listener.watch(job.export_id, known=job.export_version) as changed:
             while True:
                 # Progress bumps the export too, so events come often: they must not
                 # postpone the beat that keeps the lease.

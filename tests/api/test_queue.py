@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from exportd.db import jobs
 from exportd.db.pool import create_pool
 from exportd.dev.servers import EmbeddedS3, free_port
 from exportd.model import JobKind
+from exportd.queue.listener import Listener
 from tests.support.client import create, eventually, wait_for, wait_until
 from tests.support.database import SCHEMA, connect, queue_orders, work_left
 from tests.support.mail import Mailbox
@@ -281,6 +283,49 @@ async def test_a_claimed_job_carries_its_export_and_its_own_columns(
         assert row["export_id"] == job.export_id
         assert (job.export.attempts, job.export.params) == (7, {"k": [1]})
         assert job.export.export_name == "orders"
+        # The version the claim's own update left, which its cancel watch already knows.
+        version = await conn.fetchval("SELECT version FROM exports WHERE id = $1", job.export_id)
+        assert job.export_version == version == job.export.version + 1
+
+
+async def test_a_cancel_watch_wakes_for_changes_past_the_claim_only(
+    dsn: str, conn: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    pool = await create_pool(dsn, schema=SCHEMA, min_size=1, max_size=2)
+    try:
+        await queue_orders(pool, ["acme", "globex"])
+        claimed = await jobs.claim_jobs(pool, "me", 2, LEASE, tenant_cap=10, kinds=KINDS)
+    finally:
+        await pool.close()
+    job, other = claimed
+    listener = Listener(dsn=dsn, schema=SCHEMA, probe_interval=timedelta(seconds=5))
+    listening = asyncio.create_task(listener.run())
+    try:
+        await asyncio.wait_for(listener.connected.wait(), 10)
+        with (
+            listener.watch(job.export_id, known=job.export_version) as changed,
+            listener.watch(other.export_id) as sentinel,
+        ):
+            # The claim's own change, heard late; then another export's, which arrives after it.
+            for export_id, version in (
+                (job.export_id, job.export_version),
+                (other.export_id, other.export_version),
+            ):
+                await conn.execute(
+                    "SELECT pg_notify($1, $2)", f"{SCHEMA}_exports", f"{export_id}:{version}"
+                )
+            await asyncio.wait_for(sentinel.wait(), 10)
+            assert not changed.is_set()
+
+            await conn.execute(
+                "UPDATE exports SET status = 'canceled', version = version + 1 WHERE id = $1",
+                job.export_id,
+            )
+            await asyncio.wait_for(changed.wait(), 10)
+    finally:
+        listening.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listening
 
 
 async def test_transient_failures_retry_then_fail_after_max_attempts(make_client: Any) -> None:
