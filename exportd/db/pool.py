@@ -57,11 +57,12 @@ else:
 
 
 class StatelessConnection(_Connection):
-    """A connection of exportd's own pool, released without the reset query (UNLISTEN,
-    RESET ALL, CLOSE ALL, advisory unlock: one round trip per checkout). exportd leaves no
-    session state behind: settings are SET LOCAL, advisory locks transaction-scoped, cursors
-    live inside transactions, and LISTEN has its own connection. An open transaction is
-    still rolled back on release (asyncpg does that before the reset query)."""
+    """A pooled connection released without the reset query (UNLISTEN, RESET ALL, CLOSE ALL,
+    advisory unlock: one round trip per checkout). exportd leaves no session state behind:
+    settings are SET LOCAL, advisory locks transaction-scoped, cursors live inside
+    transactions, and LISTEN has its own connection. On the source, whose SQL is the
+    operator's, each export's transaction ends with that reset itself (`source.snapshot`).
+    An open transaction is still rolled back on release (asyncpg does that)."""
 
     def get_reset_query(self) -> str:
         return ""
@@ -71,9 +72,8 @@ async def create_pool(
     dsn: str, *, schema: str | None, min_size: int, max_size: int, codecs: bool = True
 ) -> Pool:
     """A pool; `schema` for exportd's own database (None for the export source, which reads
-    the application's tables as the operator's SQL names them, and whose connections get
-    asyncpg's full reset); `codecs=False` for the source, where jsonb stays text as the
-    server sends it (no parse and re-serialise)."""
+    the application's tables as the operator's SQL names them); `codecs=False` for the
+    source, where jsonb stays text as the server sends it (no parse and re-serialise)."""
     return await asyncpg.create_pool(
         dsn,
         min_size=min_size,
@@ -81,5 +81,5 @@ async def create_pool(
         init=init_connection if codecs else None,
         command_timeout=60,
         server_settings=in_schema(schema),
-        connection_class=StatelessConnection if schema is not None else asyncpg.Connection,
+        connection_class=StatelessConnection,
     )

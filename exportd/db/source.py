@@ -22,20 +22,38 @@ from exportd.db.pool import Conn, Executor
 SNAPSHOT_TIME: Final = "SELECT now(), set_config('plan_cache_mode', 'force_custom_plan', true)"
 
 
+BEGIN_SNAPSHOT: Final = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+# The end of an export's transaction, and of the connection's part in it, in one round trip:
+# ROLLBACK (nothing was written, and it undoes what the export's SQL or hook changed in the
+# session: settings, cursors, LISTEN), then asyncpg's reset, so the pool's own reset on
+# release (a round trip more) is skipped for the source too.
+END_SNAPSHOT: Final = "ROLLBACK; SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL"
+
+
 @asynccontextmanager
 async def snapshot(conn: Conn) -> AsyncIterator[None]:
-    """The export's transaction: REPEATABLE READ, READ ONLY; committed when the block ends,
-    rolled back on an error (by the server, when `copy_out` dropped the connection)."""
-    transaction = conn.transaction(isolation="repeatable_read", readonly=True)
-    await transaction.start()
+    """The export's transaction: REPEATABLE READ, READ ONLY, ended by END_SNAPSHOT."""
+    await conn.execute(BEGIN_SNAPSHOT)
     try:
         yield
     except BaseException:
-        # A connection `copy_out` dropped is closed and back in the pool: nothing to roll back.
-        with suppress(asyncpg.InterfaceError):
-            await transaction.rollback()
+        with suppress(Exception):  # the export's own error is the one to report
+            await _end_snapshot(conn)
         raise
-    await transaction.commit()
+    await _end_snapshot(conn)
+
+
+async def _end_snapshot(conn: Conn) -> None:
+    """END_SNAPSHOT; a connection `copy_out` dropped is left to the server, which rolls back,
+    and one whose end failed is dropped too: its session state is unknown."""
+    if conn.is_closed():
+        return
+    try:
+        await conn.execute(END_SNAPSHOT)
+    except BaseException:
+        conn.terminate()
+        raise
 
 
 async def snapshot_time(conn: Executor) -> datetime:
