@@ -3,7 +3,6 @@ so memory holds one row group, never the table."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 from collections.abc import Sequence
 from decimal import Decimal
@@ -14,11 +13,10 @@ import pyarrow.parquet as pq
 
 from exportd.export.request import Column
 
-# Arrow's default allocator (mimalloc) keeps what a long export frees for reuse, and RSS
-# climbs with it; jemalloc told to return memory at once keeps it flat. This reaches
-# pyarrow's calls; the C++ side's default is set where the package loads (__init__.py).
-with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemalloc
-    pa.set_memory_pool(pa.jemalloc_memory_pool())
+# Arrow's allocator is chosen where the package loads (__init__.py: jemalloc, unless the
+# operator's ARROW_DEFAULT_MEMORY_POOL says otherwise), for pyarrow's calls and the C++
+# side's alike. jemalloc told to return memory at once keeps RSS flat through a long export.
+if pa.default_memory_pool().backend_name == "jemalloc":
     pa.jemalloc_set_decay_ms(0)
 
 # A row group ends at this many rows or bytes of Arrow data, whichever comes first: large

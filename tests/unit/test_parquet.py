@@ -196,19 +196,32 @@ def test_encode_csv_fails_with_the_error_put_into_the_pipe() -> None:
             done.result()
 
 
-def test_parquet_writing_allocates_from_jemalloc_alone() -> None:
-    # In a fresh interpreter: Arrow's C++ default allocator is fixed when pyarrow loads, and
-    # this suite has loaded it already. mimalloc keeps what it frees: RSS would climb.
+def parquet_allocations(pool: str | None) -> dict[str, int]:
+    """The most each Arrow allocator held while writing a small Parquet file, in a fresh
+    interpreter (the default allocator is fixed when pyarrow loads, and this suite has loaded
+    it already), with ARROW_DEFAULT_MEMORY_POOL set to `pool` or unset."""
     script = (
         "import exportd.export.arrow as arrow, pyarrow as pa\n"
         "from exportd.export.request import Column\n"
         "stream = arrow.ParquetStream([Column('id', 'int8', False, None)])\n"
         "assert stream.add([(i,) for i in range(10_000)]) + stream.finish()\n"
-        "print(pa.mimalloc_memory_pool().max_memory(), pa.jemalloc_memory_pool().max_memory())\n"
+        "pools = [pa.mimalloc_memory_pool(), pa.jemalloc_memory_pool(), pa.system_memory_pool()]\n"
+        "print(*(p.max_memory() for p in pools))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if pool is not None:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = pool
     out = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
     ).stdout
-    mimalloc, jemalloc = (int(n) for n in out.split())
-    assert (mimalloc, jemalloc > 0) == (0, True)
+    return dict(zip(("mimalloc", "jemalloc", "system"), (int(n) for n in out.split()), strict=True))
+
+
+@pytest.mark.parametrize(("pool", "used"), [(None, "jemalloc"), ("system", "system")])
+def test_parquet_writing_allocates_from_one_allocator(pool: str | None, used: str) -> None:
+    # mimalloc, Arrow's own default, keeps what it frees: RSS would climb. An operator's
+    # choice governs pyarrow's calls and the Parquet writer's alike.
+    held = parquet_allocations(pool)
+
+    assert held[used] > 0
+    assert {name: n for name, n in held.items() if name != used and n} == {}
