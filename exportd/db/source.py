@@ -26,33 +26,43 @@ BEGIN_SNAPSHOT: Final = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 # The end of an export's transaction, and of the connection's part in it, in one round trip:
 # ROLLBACK (nothing was written, and it undoes what the export's SQL or hook changed in the
-# session: settings, cursors, LISTEN), then asyncpg's reset, so the pool's own reset on
-# release (a round trip more) is skipped for the source too.
+# session: settings, cursors, LISTEN), then the reset asyncpg's pool sends on release to a
+# PostgreSQL server (the source is one: the pipeline needs its COPY), which the source pool
+# then skips: a round trip less per export.
 END_SNAPSHOT: Final = "ROLLBACK; SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL"
 
 
 @asynccontextmanager
 async def snapshot(conn: Conn) -> AsyncIterator[None]:
-    """The export's transaction: REPEATABLE READ, READ ONLY, ended by END_SNAPSHOT."""
-    await conn.execute(BEGIN_SNAPSHOT)
+    """The export's transaction: REPEATABLE READ, READ ONLY, ended by END_SNAPSHOT. A plain
+    BEGIN opens it, so asyncpg's `conn.transaction()` will not nest in it: a hook that wants
+    a savepoint writes SAVEPOINT."""
     try:
+        await conn.execute(BEGIN_SNAPSHOT)
         yield
     except BaseException:
-        with suppress(Exception):  # the export's own error is the one to report
-            await _end_snapshot(conn)
+        if not _dropped(conn):  # `copy_out` drops a COPY it stopped: the server rolls back
+            with suppress(Exception):  # the export's own error is the one to report
+                await _end_snapshot(conn)
         raise
+    # A connection lost by now fails the export here: its rows may be short.
     await _end_snapshot(conn)
 
 
+def _dropped(conn: Conn) -> bool:
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:  # a pool's proxy, its connection terminated and taken back
+        return True
+
+
 async def _end_snapshot(conn: Conn) -> None:
-    """END_SNAPSHOT; a connection `copy_out` dropped is left to the server, which rolls back,
-    and one whose end failed is dropped too: its session state is unknown."""
-    if conn.is_closed():
-        return
+    """END_SNAPSHOT; a connection whose end failed is dropped: its session state is unknown."""
     try:
         await conn.execute(END_SNAPSHOT)
     except BaseException:
-        conn.terminate()
+        if not _dropped(conn):
+            conn.terminate()
         raise
 
 

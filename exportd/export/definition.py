@@ -22,7 +22,8 @@ _PLACEHOLDER: Final = re.compile(QUOTED_SRC + r"|(?<![:\w]):([a-z_][a-z0-9_]*)")
 @dataclass(frozen=True, slots=True)
 class HookContext:
     """What a Python export's row function gets: the caller's tenant, its typed params, and
-    the connection holding the export's read-only snapshot (for any queries it makes)."""
+    the connection holding the export's read-only snapshot (for any queries it makes; the
+    transaction is exportd's to end, so no commit, rollback or `conn.transaction()`)."""
 
     tenant: str
     params: Mapping[str, Any]
