@@ -45,8 +45,7 @@ async def log_context_middleware(request: web.Request, handler: Handler) -> web.
     response = await handler(request)
     response.headers["X-Request-ID"] = request_id
     response.headers["Server"] = "exportd"  # not aiohttp's name and version
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "unmatched"
+    route = await _route(request)
     seconds = time.monotonic() - started
     request.app[METRICS].observe_request(request.method, route, response.status, seconds)
     access = log.debug if route in _QUIET_ROUTES else log.info
@@ -58,6 +57,20 @@ async def log_context_middleware(request: web.Request, handler: Handler) -> web.
         duration_ms=round(seconds * 1000, 1),
     )
     return response
+
+
+async def _route(request: web.Request) -> str:
+    """The route template the request matched, for metrics and the access line."""
+    resource = request.match_info.route.resource
+    if resource is not None:
+        return resource.canonical
+    if isinstance(request.match_info.http_exception, web.HTTPMethodNotAllowed):
+        # aiohttp's 405 keeps no resource: the one whose path matched allows other methods.
+        for candidate in request.app.router.resources():
+            _, allowed = await candidate.resolve(request)
+            if allowed:
+                return candidate.canonical
+    return "unmatched"
 
 
 def problem(error: ExportdError, request: web.Request) -> web.Response:

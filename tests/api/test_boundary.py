@@ -204,12 +204,18 @@ async def test_made_up_methods_share_one_metrics_series(served: tuple[str, int])
             )
         )
         assert status == 405
+    status, _, _ = problem_of(
+        await exchange(served, b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    )
+    assert status == 404
 
     async with (
         aiohttp.ClientSession(f"http://{served[0]}:{served[1]}") as http,
         http.get("/metrics") as response,
     ):
         metrics = await response.text()
-    other = 'exportd_http_requests_total{method="other",route="unmatched",status="405"} 3.0'
+    # The route is the resource whose path matched (aiohttp's 405 names none).
+    other = 'exportd_http_requests_total{method="other",route="/v1/exports",status="405"} 3.0'
     assert other in metrics
     assert "PROPFIND" not in metrics
+    assert 'exportd_http_requests_total{method="GET",route="unmatched",status="404"}' in metrics
