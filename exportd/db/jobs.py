@@ -57,19 +57,22 @@ started AS (
     FROM claimed
     WHERE exports.id = claimed.export_id AND claimed.kind = 'build'
       AND exports.status IN ('queued', 'running')
-    RETURNING exports.id, exports.version
+    RETURNING exports.*
 )
 -- each job with its export's row, which every handler reads first (a round trip per job
--- saved); the row is as this statement's snapshot shows it, so a build's reads 'queued',
--- and job_export_version is the version `started` left. The job's columns are prefixed:
--- the export's share their names.
+-- saved): a build's as `started` left it, any other's as this statement's snapshot shows
+-- it (the claim changes no other). The job's columns are prefixed: the export's share
+-- their names.
 SELECT claimed.id AS job_id, claimed.kind AS job_kind, claimed.attempts AS job_attempts,
        claimed.max_attempts AS job_max_attempts, claimed.lease_token AS job_lease_token,
        claimed.created_at AS job_created_at, claimed.delivery_id AS job_delivery_id,
-       claimed.previous_owner AS job_previous_owner,
-       coalesce(started.version, exports.version) AS job_export_version, exports.*
-FROM claimed JOIN exports ON exports.id = claimed.export_id
-LEFT JOIN started ON started.id = claimed.export_id"""
+       claimed.previous_owner AS job_previous_owner, e.*
+FROM claimed CROSS JOIN LATERAL (
+    SELECT 0 AS job_export_row, started.* FROM started WHERE started.id = claimed.export_id
+    UNION ALL
+    SELECT 1, exports.* FROM exports WHERE exports.id = claimed.export_id
+    ORDER BY 1 LIMIT 1
+) AS e"""
 
 
 def claim_statement(free: int) -> str:

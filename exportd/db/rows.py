@@ -120,10 +120,8 @@ class JobRow:
     delivery_id: uuid.UUID | None
     # The owner of the lease this claim took over (it expired: a replica died or stalled).
     previous_owner: str | None
-    # The job's export as the claim read it (a build's still shows it queued), and its
-    # version once claimed: a change notified up to it is the claim's own.
+    # The job's export as the claim left it.
     export: ExportRow = field(repr=False)
-    export_version: int
 
     @classmethod
     def from_record(cls, r: asyncpg.Record) -> Self:
@@ -141,7 +139,6 @@ class JobRow:
             delivery_id=r["job_delivery_id"],
             previous_owner=r["job_previous_owner"],
             export=export,
-            export_version=r["job_export_version"],
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -22,6 +22,8 @@ log = structlog.get_logger(__name__)
 RECONNECT_BASE: Final = timedelta(milliseconds=200)
 RECONNECT_MAX: Final = timedelta(seconds=10)
 APPLICATION_NAME: Final = "exportd-listener"  # how an operator spots it in pg_stat_activity
+# The latest version heard of this many exports, for watches begun after a change was heard.
+HEARD: Final = 4096
 
 
 class Listener:
@@ -42,6 +44,7 @@ class Listener:
         self._on_connect: list[Callable[[], None]] = []
         # Per export: each watch's event, and the version up to which it knows the changes.
         self._watchers: defaultdict[uuid.UUID, dict[asyncio.Event, int]] = defaultdict(dict)
+        self._heard: OrderedDict[uuid.UUID, int] = OrderedDict()
         self._on_export: list[Callable[[uuid.UUID, int | None], None]] = []
         self._on_queue: list[Callable[[], None]] = []
         self.connected = asyncio.Event()
@@ -57,8 +60,11 @@ class Listener:
     @contextmanager
     def watch(self, export_id: uuid.UUID, *, known: int = 0) -> Iterator[asyncio.Event]:
         """An event set whenever the export changes past version `known` (or the listener
-        reconnects), for as long as the block runs."""
+        reconnects), for as long as the block runs; set at once when such a change was heard
+        already (a build claimed from a snapshot that a cancel committed just after)."""
         event = asyncio.Event()
+        if self._heard.get(export_id, known) > known:
+            event.set()
         self._watchers[export_id][event] = known
         try:
             yield event
@@ -98,11 +104,18 @@ class Listener:
             version = int(version_text) if version_text else None
         except ValueError:
             return
+        self._export_changed(export_id, version)
+
+    def _export_changed(self, export_id: uuid.UUID, version: int | None) -> None:
+        if version is not None:
+            self._heard[export_id] = max(version, self._heard.pop(export_id, version))
+            if len(self._heard) > HEARD:
+                self._heard.popitem(last=False)
         for event, known in self._watchers.get(export_id, {}).items():
             if version is None or version > known:
                 event.set()
-        for export_callback in self._on_export:
-            export_callback(export_id, version)
+        for callback in self._on_export:
+            callback(export_id, version)
 
     async def run(self) -> None:
         """Connect, listen and probe until cancelled, reconnecting with jittered backoff."""

@@ -200,7 +200,7 @@ class WorkerPool:
         last_ok = time.monotonic()
         next_beat = last_ok + interval
         builds = job.kind == JobKind.BUILD
-        with self._listener.watch(job.export_id, known=job.export_version) as changed:
+        with self._listener.watch(job.export_id, known=job.export.version) as changed:
             while True:
                 # Progress bumps the export too, so events come often: they must not
                 # postpone the beat that keeps the lease.

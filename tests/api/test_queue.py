@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 from exportd.config import Settings
 from exportd.db import jobs
 from exportd.db.pool import create_pool
+from exportd.db.rows import ExportRow
 from exportd.dev.servers import EmbeddedS3, free_port
 from exportd.model import JobKind
 from exportd.queue.listener import Listener
@@ -260,60 +261,79 @@ async def test_tenant_cap_bounds_running_builds_in_one_claim(
     assert again == []
 
 
-async def test_a_claimed_job_carries_its_export_and_its_own_columns(
+async def test_a_claimed_job_carries_its_export_as_the_claim_left_it(
     dsn: str, conn: asyncpg.Connection[asyncpg.Record]
 ) -> None:
     # The job's and the export's columns share names (id, tenant, attempts, created_at): each
-    # side must read its own.
+    # side must read its own. A build's export shows the claim's own change; a mail's export
+    # is as it was.
     pool = await create_pool(dsn, schema=SCHEMA, min_size=1, max_size=2)
     try:
         await queue_orders(pool, ["acme", "globex"])
-        await conn.execute("UPDATE exports SET attempts = 7, params = '{\"k\": [1]}'")
+        await conn.execute(
+            """
+            UPDATE exports SET params = '{"k": [1]}',
+                               created_at = created_at - interval '1 hour';
+            UPDATE jobs SET kind = 'notify', attempts = 4 WHERE tenant = 'globex';
+            UPDATE exports SET status = 'succeeded', attempts = 7 WHERE tenant = 'globex'
+            """
+        )
         claimed = await jobs.claim_jobs(pool, "me", 10, LEASE, tenant_cap=10, kinds=KINDS)
+        jobs_now = {r["id"]: r for r in await pool.fetch("SELECT * FROM jobs")}
+        exports_now = {r["id"]: r for r in await pool.fetch("SELECT * FROM exports")}
     finally:
         await pool.close()
 
-    rows = {r["id"]: r for r in await conn.fetch("SELECT * FROM jobs")}
-    assert len(claimed) == 2
+    assert sorted(job.kind for job in claimed) == ["build", "notify"]
     for job in claimed:
-        row = rows[job.id]
-        assert (job.kind, job.attempts, job.lease_token) == ("build", 1, row["lease_token"])
-        assert job.created_at == row["created_at"]
-        assert (job.export.id, job.export.tenant) == (job.export_id, job.tenant)
-        assert row["export_id"] == job.export_id
-        assert (job.export.attempts, job.export.params) == (7, {"k": [1]})
-        assert job.export.export_name == "orders"
-        # The version the claim's own update left, which its cancel watch already knows.
-        version = await conn.fetchval("SELECT version FROM exports WHERE id = $1", job.export_id)
-        assert job.export_version == version == job.export.version + 1
+        row, export = jobs_now[job.id], exports_now[job.export_id]
+        assert (job.attempts, job.lease_token) == (row["attempts"], row["lease_token"])
+        assert job.created_at == row["created_at"] != export["created_at"]
+        assert (job.export.id, job.export.tenant) == (row["export_id"], row["tenant"])
+        assert job.export.params == {"k": [1]}
+        # Every column as the table holds it after the claim: the version is what the
+        # cancel watch already knows.
+        assert job.export == ExportRow.from_record(export)
+    build = next(job for job in claimed if job.kind == "build")
+    notify = next(job for job in claimed if job.kind == "notify")
+    assert (build.attempts, build.export.attempts, build.export.status) == (1, 1, "running")
+    assert (notify.attempts, notify.export.attempts, notify.export.status) == (5, 7, "succeeded")
 
 
 async def test_a_cancel_watch_wakes_for_changes_past_the_claim_only(
     dsn: str, conn: asyncpg.Connection[asyncpg.Record]
 ) -> None:
-    pool = await create_pool(dsn, schema=SCHEMA, min_size=1, max_size=2)
+    pool = await create_pool(dsn, schema=SCHEMA, min_size=1, max_size=3)
     try:
-        await queue_orders(pool, ["acme", "globex"])
-        claimed = await jobs.claim_jobs(pool, "me", 2, LEASE, tenant_cap=10, kinds=KINDS)
+        await queue_orders(pool, ["acme", "globex", "initech"])
+        job, other, late = await jobs.claim_jobs(pool, "me", 3, LEASE, tenant_cap=10, kinds=KINDS)
     finally:
         await pool.close()
-    job, other = claimed
     listener = Listener(dsn=dsn, schema=SCHEMA, probe_interval=timedelta(seconds=5))
     listening = asyncio.create_task(listener.run())
+
+    async def notify(export_id: uuid.UUID, version: int) -> None:
+        await conn.execute(
+            "SELECT pg_notify($1, $2)", f"{SCHEMA}_exports", f"{export_id}:{version}"
+        )
+
     try:
         await asyncio.wait_for(listener.connected.wait(), 10)
+        # A cancel committed right after the claim, heard before its build's watch began.
+        await notify(late.export_id, late.export.version + 1)
+        with listener.watch(other.export_id) as sentinel:
+            await notify(other.export_id, other.export.version)
+            await asyncio.wait_for(sentinel.wait(), 10)
+        with listener.watch(late.export_id, known=late.export.version) as changed_before:
+            assert changed_before.is_set()
+
         with (
-            listener.watch(job.export_id, known=job.export_version) as changed,
+            listener.watch(job.export_id, known=job.export.version) as changed,
             listener.watch(other.export_id) as sentinel,
         ):
             # The claim's own change, heard late; then another export's, which arrives after it.
-            for export_id, version in (
-                (job.export_id, job.export_version),
-                (other.export_id, other.export_version),
-            ):
-                await conn.execute(
-                    "SELECT pg_notify($1, $2)", f"{SCHEMA}_exports", f"{export_id}:{version}"
-                )
+            await notify(job.export_id, job.export.version)
+            await notify(other.export_id, other.export.version)
             await asyncio.wait_for(sentinel.wait(), 10)
             assert not changed.is_set()
 
