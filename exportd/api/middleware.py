@@ -45,7 +45,8 @@ async def log_context_middleware(request: web.Request, handler: Handler) -> web.
     response = await handler(request)
     response.headers["X-Request-ID"] = request_id
     response.headers["Server"] = "exportd"  # not aiohttp's name and version
-    route = await _route(request)
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else await _unmatched_route(request)
     seconds = time.monotonic() - started
     request.app[METRICS].observe_request(request.method, route, response.status, seconds)
     access = log.debug if route in _QUIET_ROUTES else log.info
@@ -59,11 +60,9 @@ async def log_context_middleware(request: web.Request, handler: Handler) -> web.
     return response
 
 
-async def _route(request: web.Request) -> str:
-    """The route template the request matched, for metrics and the access line."""
-    resource = request.match_info.route.resource
-    if resource is not None:
-        return resource.canonical
+async def _unmatched_route(request: web.Request) -> str:
+    """The route label of a request no resource answered: a 405's is the resource whose path
+    matched, anything else is "unmatched"."""
     if isinstance(request.match_info.http_exception, web.HTTPMethodNotAllowed):
         # aiohttp's 405 keeps no resource: the one whose path matched allows other methods.
         for candidate in request.app.router.resources():

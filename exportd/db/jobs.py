@@ -21,7 +21,7 @@ WITH running AS (
 ),
 -- next: claimable rows (due, or lease expired) in FIFO order that no other replica holds,
 -- of the kinds this replica can run now ($4), skipping builds of tenants already at their
--- cap ($3); {limit} = free worker slots
+-- cap ($3); the LIMIT is the free worker slots (claim_statement)
 next AS (
     SELECT id, lease_owner AS previous_owner FROM jobs
     WHERE ready_at <= now() AND kind = ANY($4::text[])
